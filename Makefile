@@ -1,0 +1,44 @@
+# motif: `make run` rebuilds the pipeline (dvc repro), `make test` runs the suite.
+# Both create .venv from requirements.lock when it is missing or stale.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.motif-installed
+PROFILE ?= default
+PORT   ?= 8501
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_LEVEL ?= WARNING
+export MLFLOW_TRACKING_URI ?= sqlite:///mlruns/mlflow.db
+export GIT_PYTHON_REFRESH := quiet
+
+.PHONY: run test studio lint env system clean-data lock
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@bash scripts/setup-system.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m pipelines.profile use $(PROFILE)
+	$(BIN)/dvc repro
+	@$(BIN)/python -m pipelines.profile summary
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 --timeout 900 tests
+
+studio: $(STAMP)
+	$(BIN)/python -m studio --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# Re-resolve the lock file from pyproject.toml (needs the package registries).
+lock:
+	rm -rf /tmp/motif-lock && $(PYTHON) -m venv /tmp/motif-lock
+	/tmp/motif-lock/bin/pip install -q --upgrade pip && /tmp/motif-lock/bin/pip install -q -e '.[dev]'
+	/tmp/motif-lock/bin/pip freeze --exclude-editable | grep -v '^motif' > requirements.lock
