@@ -138,7 +138,8 @@ class Family(Protocol):
         param asks for augmented eval); transpositions/stretches happen only then."""
         ...
 
-    def to_note_sequence(self, events: np.ndarray, cond: Mapping[str, np.ndarray], **kw: Any
-                         ) -> music_pb2.NoteSequence:
+    def to_note_sequence(
+        self, events: np.ndarray, cond: Mapping[str, np.ndarray], **kw: Any
+    ) -> music_pb2.NoteSequence:
         """Decode stored events (+ conditioning) back to a NoteSequence (generation output)."""
         ...

@@ -1,0 +1,344 @@
+"""Example sets: NoteSequence Parquet -> seeded split -> family extraction -> encoded Parquet.
+
+Stage command (one DVC ``examples`` stage per set in ``params.yaml:example_sets``)::
+
+    python -m pipelines.examples --set NAME --ingest-root data/ingest --output data/examples/NAME
+
+The set's family, source corpora and extraction overrides come from ``params.yaml``. The pipeline:
+
+``ReadNoteSequences`` (Parquet from ``pipelines.ingest``, one read per source corpus)
+-> ``AssignSplit`` (a seeded hash of the *source file* decides train/eval before anything else, so
+no chunk, transposition or stretch of one file lands on both sides)
+-> ``Extract`` (the family's note-seq based rules, :mod:`modeling.families`; augmentation on the
+training split only) -> ``WriteTrain`` / ``WriteEval`` / ``WriteRejects`` (sorted shards, so the
+same inputs and seed give byte-identical files). Every drop is a ``Metrics.counter``; the counters
+become ``metrics.json`` (a DVC metric) and the set's ``meta.json`` names its event space.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+
+from pipelines.beam_io import WriteSortedParquet, pipeline_options, write_json
+from pipelines.params import ParamsError, load_params
+from pipelines.schema import CHORD_COLUMNS, EXAMPLE_SCHEMA, REJECT_SCHEMA
+
+NAMESPACE = "motif.examples"
+
+
+@dataclass(frozen=True)
+class ExampleSetSpec:
+    """One example set as ``params.yaml`` describes it."""
+
+    name: str
+    family: str
+    corpora: tuple[str, ...]
+    extract: dict[str, Any] = field(default_factory=dict)
+    eval_ratio: float = 0.1
+    seed: int = 0
+    augment_eval: bool = False
+    num_shards: int = 2
+
+    @classmethod
+    def from_params(cls, name: str, params: dict[str, Any]) -> ExampleSetSpec:
+        sets = params.get("example_sets") or {}
+        if name not in sets:
+            raise ParamsError(f"unknown example set {name!r}; valid: {', '.join(sorted(sets))}")
+        common = params.get("examples") or {}
+        item = dict(sets[name])
+        known = {"family", "corpora", "extract", "eval_ratio", "seed", "augment_eval", "num_shards"}
+        bad = sorted(set(item) - known)
+        if bad:
+            raise ParamsError(
+                f"example_sets.{name}: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(known))}"
+            )
+        spec = cls(
+            name=name,
+            family=str(item["family"]),
+            corpora=tuple(item.get("corpora") or ()),
+            extract=dict(item.get("extract") or {}),
+            eval_ratio=float(item.get("eval_ratio", common.get("eval_ratio", 0.1))),
+            seed=int(item.get("seed", common.get("seed", 0))),
+            augment_eval=bool(item.get("augment_eval", common.get("augment_eval", False))),
+            num_shards=int(item.get("num_shards", common.get("num_shards", 2))),
+        )
+        if not spec.corpora:
+            raise ParamsError(f"example_sets.{name}: no corpora listed")
+        if not 0.0 <= spec.eval_ratio < 1.0:
+            raise ParamsError(
+                f"example_sets.{name}: eval_ratio must be in [0, 1), got {spec.eval_ratio}"
+            )
+        return spec
+
+
+def source_file_id(notesequence_id: str) -> str:
+    """The id of the *file* a NoteSequence came from (tunes of one ABC file share a split)."""
+    return notesequence_id.split("#", 1)[0]
+
+
+def split_of(source_id: str, seed: int, eval_ratio: float) -> str:
+    """Seeded, order-independent train/eval assignment of a source file."""
+    digest = hashlib.sha256(f"{seed}\x00{source_file_id(source_id)}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2.0**64
+    return "eval" if u < eval_ratio else "train"
+
+
+class AssignSplit(beam.PTransform):
+    """Tag each NoteSequence row with its split, before any extraction or augmentation."""
+
+    def __init__(self, seed: int, eval_ratio: float) -> None:
+        super().__init__()
+        self.seed, self.eval_ratio = seed, eval_ratio
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        seed, ratio = self.seed, self.eval_ratio
+        return rows | "Tag" >> beam.Map(lambda r: (split_of(r["id"], seed, ratio), r))
+
+
+class _ExtractFn(beam.DoFn):
+    """Run the family's extraction on one NoteSequence; rejects go to a tagged output."""
+
+    REJECTS = "rejects"
+
+    def __init__(self, spec: ExampleSetSpec) -> None:
+        self.spec = spec
+
+    def setup(self) -> None:
+        from modeling.families import extract_config, load_family
+
+        self.family = load_family(self.spec.family)
+        self.cfg = extract_config(self.family, self.spec.extract)
+        self.inputs = Metrics.counter(NAMESPACE, "inputs")
+        self.events = Metrics.counter(NAMESPACE, "events")
+        self.rejected = Metrics.counter(NAMESPACE, "rejected")
+
+    def process(self, element: tuple[str, dict[str, Any]]) -> Iterator[Any]:
+        from note_seq.protobuf import music_pb2
+
+        from modeling.families.base import Dropped
+
+        split, row = element
+        self.inputs.inc()
+        augment = split == "train" or self.spec.augment_eval
+        try:
+            ns = music_pb2.NoteSequence.FromString(row["note_sequence"])
+            results = list(self.family.extract(ns, self.cfg, augment=augment))
+        except Exception as exc:  # a broken sequence must not stop the run: record and go on
+            self.rejected.inc()
+            yield beam.pvalue.TaggedOutput(
+                self.REJECTS,
+                {"source_id": row["id"], "reason": type(exc).__name__, "detail": str(exc)[:500]},
+            )
+            return
+        index = 0
+        for item in results:
+            if isinstance(item, Dropped):
+                Metrics.counter(NAMESPACE, f"dropped_{item.reason}").inc(item.count)
+                continue
+            events = np.asarray(item.events, dtype=np.int16)
+            out = {
+                "example_id": f"{row['id']}:{index:04d}:t{item.transposition:+d}:s{item.stretch:.3f}",
+                "source_id": row["id"],
+                "split": split,
+                "transposition": int(item.transposition),
+                "stretch": float(item.stretch),
+                "num_events": len(events),
+                "events": events.tolist(),
+            }
+            for col in CHORD_COLUMNS:
+                value = item.cond.get(col)
+                out[col] = None if value is None else np.asarray(value).astype(int).tolist()
+            index += 1
+            self.events.inc(len(events))
+            Metrics.counter(NAMESPACE, f"examples_{split}").inc()
+            yield out
+
+
+class ExtractExamples(beam.PTransform):
+    """Family extraction: (split, NoteSequence row) -> example rows (+ ``rejects`` output)."""
+
+    def __init__(self, spec: ExampleSetSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def expand(self, tagged: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return tagged | "Run" >> beam.ParDo(_ExtractFn(self.spec)).with_outputs(
+            _ExtractFn.REJECTS, main="examples"
+        )
+
+
+class ReadNoteSequences(beam.PTransform):
+    """Read the NoteSequence Parquet of the set's corpora (only the columns extraction needs)."""
+
+    def __init__(self, ingest_root: str, corpora: tuple[str, ...]) -> None:
+        super().__init__()
+        self.ingest_root, self.corpora = ingest_root, corpora
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        reads = [
+            pbegin
+            | f"Read[{c}]"
+            >> beam.io.ReadFromParquet(
+                FileSystems.join(self.ingest_root, c, "notesequences-*.parquet"),
+                columns=["id", "note_sequence"],
+            )
+            for c in self.corpora
+        ]
+        return tuple(reads) | "Flatten" >> beam.Flatten()
+
+
+def build(pipeline: beam.Pipeline, spec: ExampleSetSpec, ingest_root: str, output: str) -> None:
+    """Attach the example-set pipeline to ``pipeline``."""
+    rows = pipeline | "ReadNoteSequences" >> ReadNoteSequences(ingest_root, spec.corpora)
+    tagged = rows | "AssignSplit" >> AssignSplit(spec.seed, spec.eval_ratio)
+    outs = tagged | "Extract" >> ExtractExamples(spec)
+    examples = outs.examples
+    by_split = examples | "BySplit" >> beam.Partition(
+        lambda r, n: 0 if r["split"] == "train" else 1, 2
+    )
+    key = "example_id"
+    _ = by_split[0] | "WriteTrain" >> WriteSortedParquet(
+        FileSystems.join(output, "train"), EXAMPLE_SCHEMA, spec.num_shards, key
+    )
+    _ = by_split[1] | "WriteEval" >> WriteSortedParquet(
+        FileSystems.join(output, "eval"), EXAMPLE_SCHEMA, spec.num_shards, key
+    )
+    _ = outs.rejects | "WriteRejects" >> WriteSortedParquet(
+        FileSystems.join(output, "rejects"), REJECT_SCHEMA, 1, "source_id"
+    )
+
+
+def _counters(result: Any) -> dict[str, int]:
+    query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+    totals: dict[str, int] = {}
+    for counter in query["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value or 0)
+    return totals
+
+
+def _event_space(spec: ExampleSetSpec) -> tuple[str, dict[str, Any]]:
+    from modeling.families import extract_config, load_family
+
+    family = load_family(spec.family)
+    cfg = extract_config(family, spec.extract)
+    cfg_dict = asdict(cfg) if is_dataclass(cfg) else dict(vars(cfg))
+    return family.event_space(cfg), cfg_dict
+
+
+def run(
+    spec: ExampleSetSpec,
+    ingest_root: str,
+    output: str,
+    beam_args: list[str],
+    beam_params: dict[str, Any],
+    metrics_path: str | None = None,
+) -> dict[str, Any]:
+    """Build one example set; returns its metrics (written to ``metrics_path``, default
+    ``output/metrics.json``)."""
+    event_space, cfg_dict = _event_space(spec)
+    missing = [
+        c
+        for c in spec.corpora
+        if not FileSystems.match([FileSystems.join(ingest_root, c, "notesequences-*.parquet")])[
+            0
+        ].metadata_list
+    ]
+    if missing:
+        raise ParamsError(
+            f"no ingested NoteSequences for corpus {', '.join(missing)} under {ingest_root}"
+        )
+    start = time.perf_counter()
+    options = pipeline_options(beam_args, beam_params)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, spec, ingest_root, output)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = _counters(result)
+    drops = {
+        k.removeprefix("dropped_"): v
+        for k, v in sorted(counters.items())
+        if k.startswith("dropped_")
+    }
+    metrics = {
+        "set": spec.name,
+        "family": spec.family,
+        "inputs": counters.get("inputs", 0),
+        "examples_train": counters.get("examples_train", 0),
+        "examples_eval": counters.get("examples_eval", 0),
+        "events": counters.get("events", 0),
+        "rejected": counters.get("rejected", 0),
+        "dropped": drops,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    meta = {
+        "name": spec.name,
+        "family": spec.family,
+        "event_space": event_space,
+        "corpora": list(spec.corpora),
+        "num_train": metrics["examples_train"],
+        "num_eval": metrics["examples_eval"],
+        "eval_ratio": spec.eval_ratio,
+        "seed": spec.seed,
+        "augment_eval": spec.augment_eval,
+        "extract": cfg_dict,
+    }
+    write_json(FileSystems.join(output, "meta.json"), meta)
+    write_json(metrics_path or FileSystems.join(output, "metrics.json"), metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.examples",
+        description="Build one example set (split, extract, augment, encode) as Parquet.",
+    )
+    parser.add_argument(
+        "--set", required=True, help="example set name from params.yaml:example_sets"
+    )
+    parser.add_argument(
+        "--ingest-root", default="data/ingest", help="where pipelines.ingest wrote each corpus"
+    )
+    parser.add_argument(
+        "--output", required=True, help="output directory, e.g. data/examples/melody"
+    )
+    parser.add_argument("--metrics", help="metrics JSON path (default OUTPUT/metrics.json)")
+    parser.add_argument(
+        "--params", default="params.yaml", help="parameters file (default params.yaml)"
+    )
+    args, beam_args = parser.parse_known_args(argv)
+    try:
+        params = load_params(args.params)
+        spec = ExampleSetSpec.from_params(args.set, params)
+        Path(args.output).mkdir(parents=True, exist_ok=True) if "://" not in args.output else None
+        metrics = run(
+            spec, args.ingest_root, args.output, beam_args, params.get("beam") or {}, args.metrics
+        )
+    except (ParamsError, KeyError) as exc:
+        print(f"examples: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    print(
+        f"examples[{spec.name}]: {metrics['examples_train']} train / {metrics['examples_eval']} eval "
+        f"examples from {metrics['inputs']} sequences, {metrics['events']} events, "
+        f"{metrics['rejected']} rejected, {metrics['seconds']} s -> {args.output}"
+    )
+    print(json.dumps(metrics["dropped"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
