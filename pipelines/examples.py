@@ -122,6 +122,7 @@ class _ExtractFn(beam.DoFn):
 
         self.family = load_family(self.spec.family)
         self.cfg = extract_config(self.family, self.spec.extract)
+        self.info_counters = frozenset(getattr(self.family, "INFO_COUNTERS", ()))
         self.inputs = Metrics.counter(NAMESPACE, "inputs")
         self.events = Metrics.counter(NAMESPACE, "events")
         self.rejected = Metrics.counter(NAMESPACE, "rejected")
@@ -147,7 +148,8 @@ class _ExtractFn(beam.DoFn):
         index = 0
         for item in results:
             if isinstance(item, Dropped):
-                Metrics.counter(NAMESPACE, f"dropped_{item.reason}").inc(item.count)
+                kind = "counted" if item.reason in self.info_counters else "dropped"
+                Metrics.counter(NAMESPACE, f"{kind}_{item.reason}").inc(item.count)
                 continue
             events = np.asarray(item.events, dtype=np.int16)
             out = {
@@ -283,6 +285,11 @@ def run(
         "events": counters.get("events", 0),
         "rejected": counters.get("rejected", 0),
         "dropped": drops,
+        "counted": {
+            k.removeprefix("counted_"): v
+            for k, v in sorted(counters.items())
+            if k.startswith("counted_")
+        },
         "seconds": round(time.perf_counter() - start, 2),
     }
     meta = {

@@ -130,6 +130,12 @@ class Family(Protocol):
 
     NAME: ClassVar[str]
     VARIANTS: ClassVar[dict[str, VariantConfig]]
+    EXTRACT_CONFIG: ClassVar[type]  # frozen dataclass of extraction rules, Magenta's defaults
+    INFO_COUNTERS: ClassVar[frozenset[str]]  # Dropped reasons that count without discarding
+
+    def event_space(self, cfg: Any) -> str:
+        """The stored-event vocabulary an extraction config produces (``Encoding.event_space``)."""
+        ...
 
     def extract(
         self, ns: music_pb2.NoteSequence, cfg: Any, *, augment: bool

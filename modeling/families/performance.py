@@ -92,6 +92,9 @@ class PerformanceExtractConfig:
     instrument_names: tuple[str, ...] = ()  # keep only tracks with these names; () = all
 
 
+INFO_COUNTERS: frozenset[str] = frozenset({"performances_truncated"})
+"""Counter names yielded as :class:`Dropped` that discard nothing (they only count an event)."""
+
 EXTRACT_CONFIG = PerformanceExtractConfig
 
 

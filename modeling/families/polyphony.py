@@ -65,6 +65,9 @@ class PolyphonyExtractConfig:
     single_program: bool = True  # Magenta discards pieces whose notes use more than one program
 
 
+INFO_COUNTERS: frozenset[str] = frozenset()
+"""Counter names yielded as :class:`Dropped` that discard nothing (they only count an event)."""
+
 EXTRACT_CONFIG = PolyphonyExtractConfig
 
 

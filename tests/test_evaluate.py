@@ -1,0 +1,495 @@
+"""The evaluation stage end to end on tiny models trained here, plus its helpers and error paths.
+
+One model per family (and an unconditioned performance model beside the multiconditioned one) is
+trained for a few steps on tiny sets built in code (``tests/_examples.py``,
+``tests/_generate_sets.py``) and registered in a throw-away MLflow store; the stage then runs
+once over all of them (``report`` fixture).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modeling import evaluate as E
+from modeling import musicstats as MS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _examples import write_example_set
+from _generate_sets import performance_sequences, polyphony_sequences, write_events_set
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+
+# variant -> (example set, steps, extra hparams)
+TRAIN = {
+    "basic_rnn": ("mel", 4, ""),
+    "chord_pitches_improv": ("imp", 4, ""),
+    "polyphony": ("poly", 6, ",learning_rate=0.05"),
+    "multiconditioned_performance_with_dynamics": ("perf", 6, ",learning_rate=0.05"),
+    "performance_with_dynamics": ("perf", 4, ",learning_rate=0.05"),
+}
+PARAMS = """
+seed: 5
+variants:
+{variants}
+  lookback_rnn: {{example_set: mel}}
+evaluate:
+  examples_root: {root}
+  num_samples: 2
+  melody_steps: 32
+  polyphony_steps: 32
+  performance_seconds: 3
+  data_samples: 6
+  extra_eval_sets: {{melody: [mel2, mel, edm], improv: [mel]}}
+  performance_requests:
+    - {{notes_per_second: 3}}
+    - {{pitch_class_histogram: [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]}}
+"""
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+    """Tiny example sets, tiny registered models and a params file (``"uri"``: MLflow store)."""
+    from modeling import train
+
+    root = tmp_path_factory.mktemp("evaluate")
+    ex = root / "examples"
+    rng = np.random.default_rng(0)
+    write_example_set(ex / "mel", name="mel")
+    write_example_set(ex / "mel2", name="mel2", seed=3)
+    write_example_set(ex / "imp", name="imp", family="improv", chords=True)
+    write_events_set(
+        ex / "poly",
+        name="poly",
+        family="polyphony",
+        event_space="polyphony:0-127",
+        train=polyphony_sequences(rng, 24),
+        eval_=polyphony_sequences(rng, 6),
+    )
+    write_events_set(
+        ex / "perf",
+        name="perf",
+        family="performance",
+        event_space="performance:v32",
+        train=performance_sequences(rng, 24),
+        eval_=performance_sequences(rng, 6),
+    )
+    uri = f"sqlite:///{root}/mlruns/mlflow.db"
+    old_uri, old_threads = os.environ.get("MLFLOW_TRACKING_URI"), torch.get_num_threads()
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    torch.set_num_threads(1)
+    try:
+        for variant, (set_name, steps, hp) in TRAIN.items():
+            assert (
+                train.main(
+                    [
+                        "--variant",
+                        variant,
+                        "--examples",
+                        str(ex / set_name),
+                        "--output",
+                        str(root / "models" / variant),
+                        "--hparams",
+                        f"batch_size=8,rnn_layer_sizes=[16]{hp}",
+                        "--num-steps",
+                        str(steps),
+                        "--eval-every",
+                        "2",
+                        "--quiet",
+                    ]
+                )
+                == 0
+            ), variant
+    finally:
+        torch.set_num_threads(old_threads)
+        if old_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_uri
+    variants = "\n".join(f"  {v}: {{example_set: {s}}}" for v, (s, _, _) in TRAIN.items())
+    params = root / "params.yaml"
+    params.write_text(PARAMS.format(variants=variants, root=ex))
+    return {"root": root, "examples": ex, "params": params, "uri": uri}
+
+
+@pytest.fixture(scope="session")
+def report(store: dict) -> Path:
+    """The stage run once over every registered model."""
+    out = Path(store["root"]) / "reports"
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = str(store["uri"])
+    try:
+        assert E.main(["--output", str(out), "--params", str(store["params"]), "--quiet"]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old
+    return out
+
+
+@pytest.fixture
+def in_store(store: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(store["uri"]))
+    return store
+
+
+# ============================================================================ the stage
+
+
+def test_report_files_and_every_variant(report: Path) -> None:
+    summary = json.loads((report / "summary.json").read_text())
+    assert set(summary) == {*TRAIN, "uniform_random"}
+    text = (report / "report.md").read_text()
+    for variant in TRAIN:
+        entry = summary[variant]
+        ppl = entry["eval"]["perplexity"]
+        assert math.isfinite(ppl) and ppl == pytest.approx(math.exp(entry["eval"]["loss"]))
+        assert entry["goals"]["eval_perplexity_reported"] is True
+        assert 0.0 <= entry["generated"]["pch_distance"] <= 1.0
+        assert 0.0 <= entry["generated"]["pch_distance_uniform"] <= 1.0
+        assert f"## {variant}" in text and f"figures/{variant}_histograms.png" in text
+        for png in (f"{variant}_histograms.png",):
+            assert (report / "figures" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        rows = list(csv.DictReader((report / "plots" / "loss" / f"{variant}.csv").open()))
+        assert [int(r["step"]) for r in rows] == list(range(2, TRAIN[variant][1] + 1, 2))
+        assert all(float(r["train_loss"]) > 0 and float(r["eval_loss"]) > 0 for r in rows)
+        pcs = list(csv.DictReader((report / "plots" / "pitch_classes" / f"{variant}.csv").open()))
+        assert len(pcs) == 12
+        for col in ("data", "generated", "uniform"):
+            assert sum(float(r[col]) for r in pcs) == pytest.approx(1.0, abs=1e-4)
+    for png in ("loss_curves.png", "summary_pch.png"):
+        assert (report / "figures" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # variants in params without a champion are named, not silently dropped
+    assert "without a `@champion` model: lookback_rnn" in text
+    assert not list(report.parent.glob(".reports.evaluate-*"))  # no temporary directory left
+
+
+def test_summary_table_has_uniform_baseline_rows(report: Path) -> None:
+    rows = {r["variant"]: r for r in csv.DictReader((report / "summary.csv").open())}
+    assert set(rows) == {*TRAIN, *(f"uniform_random@{s}" for s in ("mel", "imp", "poly", "perf"))}
+    # a uniform model's perplexity is its vocabulary size: 38 melody classes, 259 polyphony, 388
+    # performance-with-velocity
+    assert float(rows["uniform_random@mel"]["eval_perplexity"]) == 38
+    assert float(rows["uniform_random@poly"]["eval_perplexity"]) == 259
+    assert float(rows["uniform_random@perf"]["eval_perplexity"]) == 388
+    for variant, (set_name, _, _) in TRAIN.items():
+        assert (
+            rows[variant]["pch_distance_uniform"]
+            == rows[f"uniform_random@{set_name}"]["pch_distance"]
+        )
+    text = (report / "report.md").read_text()
+    assert text.count("| *uniform random* |") == 4
+
+
+def test_held_out_metrics_are_the_training_eval_of_the_champion(
+    report: Path, in_store: dict
+) -> None:
+    """The eval loss the stage reports equals the one training recorded for the registered
+    (best) checkpoint on the same split: the right model, the right split, the same scorer."""
+    from modeling import registry
+
+    summary = json.loads((report / "summary.json").read_text())
+    c = registry.client()
+    for variant in TRAIN:
+        mv = c.get_model_version_by_alias(variant, "champion")
+        assert summary[variant]["eval"]["loss"] == pytest.approx(
+            float(mv.tags["eval_loss"]), rel=1e-6
+        )
+        assert summary[variant]["model_version"] == int(mv.version)
+    # performance loss per unit is per second of music, so it differs from per-event loss
+    perf = summary["performance_with_dynamics"]["eval"]
+    assert perf["loss_per_step"] > perf["loss"]
+
+
+def test_cross_corpus_perplexity(report: Path) -> None:
+    summary = json.loads((report / "summary.json").read_text())
+    cross = summary["basic_rnn"]["cross"]
+    assert set(cross) == {"mel2"}  # own set excluded, edm not built
+    assert math.isfinite(cross["mel2"]["perplexity"])
+    assert cross["mel2"]["perplexity"] != summary["basic_rnn"]["eval"]["perplexity"]
+    assert summary["chord_pitches_improv"]["cross"] == {}  # a melody set cannot score improv
+    text = (report / "report.md").read_text()
+    assert "Cross-corpus set `edm` skipped: not built in this profile." in text
+    assert "Cross-corpus set `mel` skipped: example set mel is a melody set" in text
+
+
+def test_conditioning_adherence(report: Path) -> None:
+    summary = json.loads((report / "summary.json").read_text())
+    improv = summary["chord_pitches_improv"]["chord_tone_ratio"]
+    assert all(0.0 <= improv[k] <= 1.0 for k in ("data", "generated", "uniform"))
+    assert summary["chord_pitches_improv"]["goals"]["chord_tones_at_least_data"] == (
+        improv["generated"] >= improv["data"]
+    )
+    multi = summary["multiconditioned_performance_with_dynamics"]
+    # data average + density 3 + C-major histogram
+    assert multi["controls"]["requests"] == 3
+    assert "controls" not in summary["performance_with_dynamics"]
+    rows = list(csv.DictReader((report / "plots" / "controls.csv").open()))
+    assert [r["request"] for r in rows] == ["data average", "request 1"]
+    assert float(rows[1]["requested"]) == 3.0
+    for r in rows:
+        want, got = float(r["requested"]), float(r["achieved"])
+        assert float(r["rel_error"]) == pytest.approx(abs(got - want) / want, rel=1e-4)
+    assert (
+        report / "figures" / "multiconditioned_performance_with_dynamics_controls.png"
+    ).is_file()
+    assert not (report / "figures" / "performance_with_dynamics_controls.png").exists()
+    # the unconditioned performance model has no velocity controls but does have dynamics
+    assert summary["performance_with_dynamics"]["generated"]["velocity_spread"]["data"] > 0
+
+
+def test_dvc_presents_metrics_and_plots(report: Path, tmp_path: Path) -> None:
+    """``dvc metrics show`` and ``dvc plots show`` read the stage's outputs."""
+    dvc = str(REPO / ".venv" / "bin" / "dvc")
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True, timeout=60)
+    shutil.copytree(report, tmp_path / "reports")
+    shown = subprocess.run(
+        [dvc, "metrics", "show", "--json", "reports/summary.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    data = json.loads(shown.stdout)[""]["data"]["reports/summary.json"]["data"]
+    assert set(data) == {*TRAIN, "uniform_random"}
+    plots = subprocess.run(
+        [dvc, "plots", "show", "--json", "-x", "step", "-y", "eval_loss", "reports/plots/loss"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert set(json.loads(plots.stdout)["data"]) == {f"reports/plots/loss/{v}.csv" for v in TRAIN}
+
+
+def test_same_seed_same_report(in_store: dict, report: Path, tmp_path: Path) -> None:
+    """Re-running one model with the same seed gives the same numbers (reproducible sampling)."""
+    argv = [
+        "--output",
+        str(tmp_path / "a"),
+        "--params",
+        str(in_store["params"]),
+        "--models",
+        "basic_rnn",
+        "--quiet",
+    ]
+    assert E.main(argv) == 0
+    one = json.loads((tmp_path / "a" / "summary.json").read_text())
+    full = json.loads((report / "summary.json").read_text())
+    assert one["basic_rnn"] == full["basic_rnn"]
+    assert E.main([*argv[:1], str(tmp_path / "b"), *argv[2:], "--seed", "6"]) == 0
+    other = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert other["basic_rnn"]["eval"] == one["basic_rnn"]["eval"]  # seed only moves sampling
+    assert other["basic_rnn"]["generated"] != one["basic_rnn"]["generated"]
+
+
+# ============================================================================ helpers
+
+
+@pytest.mark.parametrize(
+    "family,space",
+    [("melody", "melody:48-84"), ("melody", "melody:0-128"), ("performance", "performance:v0")],
+)
+def test_uniform_model_pitch_classes(family: str, space: str) -> None:
+    """The uniform baseline is uniform over the stored vocabulary: over 48..83 every pitch class
+    has three pitches (an exactly flat histogram); over 0..127 C..G have 11 pitches, the rest 10."""
+    rng = np.random.default_rng(0)
+    pitches = []
+    for _ in range(40):
+        ev = E.uniform_events(family, space, rng, steps=512, seconds=60.0)
+        pitches.append(MS.NoteArrays.from_sequence(E.decode(family, space, ev)).pitch)
+    h = MS.pitch_class_histogram(np.concatenate(pitches))
+    want = np.ones(12) if space == "melody:48-84" else np.array([11] * 8 + [10] * 4)
+    assert MS.histogram_distance(h, want) < 0.02
+    assert MS.histogram_distance(h, np.eye(12)[0]) > 0.8
+
+
+def test_uniform_model_lengths() -> None:
+    from modeling.families import performance as pf
+    from modeling.families import polyphony as pfam
+
+    rng = np.random.default_rng(1)
+    mel = E.uniform_events("melody", "melody:48-84", rng, steps=37)
+    assert len(mel) == 37 and mel.min() >= 0 and mel.max() < 38
+    poly = E.uniform_events("polyphony", "polyphony:0-127", rng, steps=5)
+    assert poly[0] == pfam.START and poly[-1] == pfam.END
+    assert int((poly == pfam.STEP_END).sum()) == 5 and poly[-2] == pfam.STEP_END
+    assert not np.isin(poly[1:-1], [pfam.START, pfam.END]).any()
+    perf = E.uniform_events("performance", "performance:v32", rng, seconds=2.5)
+    clock = int(pf.shift_steps(torch.as_tensor(perf)[None]).sum())
+    assert clock == 250 and perf.max() < 388
+    ns = E.decode("performance", "performance:v32", perf)
+    assert ns.total_time <= 2.5 + 1e-9
+
+
+def test_progressions_reproduce_the_eval_chords(store: dict) -> None:
+    """Backing chords built from eval lead sheets give back exactly their per-step chords."""
+    sd = E.Sets(Path(store["examples"])).load(Path(store["examples"]) / "imp")
+    progs = E.progressions(sd, 3, 20)
+    split = sd.examples.eval
+    assert len(progs) == 3
+    for p in progs:
+        i = split.example_ids.index(p["example"])
+        a = int(split.offsets[i])
+        n = p["steps"]
+        assert n == min(20, int(split.lengths[i]))
+        for col in ("chord_root", "chord_pitches"):
+            np.testing.assert_array_equal(p["columns"][col], split.cond[col][a : a + n])
+        assert p["steps_per_chord"] >= 1 and n % p["steps_per_chord"] == 0
+
+
+def test_adherence_measures_density_and_histogram() -> None:
+    # 2 samples of 2 s: 4 and 6 C/G notes -> 2.5 notes/s on average
+    a = MS.NoteArrays.from_notes([60] * 4, [0, 0.5, 1, 1.5], [0.5, 1, 1.5, 2], total_time=2.0)
+    b = MS.NoteArrays.from_notes([67] * 6, np.arange(6) / 3, np.arange(1, 7) / 3, total_time=2.0)
+    gen = E.Generated([a, b], [])
+    row = E.adherence(gen, {"notes_per_second": 2.0}, 0.2)
+    assert row["achieved_density"] == pytest.approx(2.5)
+    assert row["density_rel_error"] == pytest.approx(0.25)
+    assert row["density_within_tolerance"] is False
+    assert E.adherence(gen, {"notes_per_second": 2.5}, 0.2)["density_within_tolerance"] is True
+    hist = [1] + [0] * 6 + [1] + [0] * 4  # C and G, equal time (2 s each) -> distance 0
+    assert E.adherence(gen, {"pitch_class_histogram": hist}, 0.2)[
+        "histogram_distance"
+    ] == pytest.approx(0.0)
+
+
+def test_settings_defaults_and_checks() -> None:
+    s = E.settings_from_params({"seed": 9, "variants": {"basic_rnn": {"example_set": "melody"}}})
+    assert s.alias == "champion" and s.num_samples == 4 and s.seed == 9
+    assert s.variant_sets == {"basic_rnn": "melody"} and s.extra_eval_sets == {}
+    assert s.performance_requests == E.DEFAULT_REQUESTS
+    s = E.settings_from_params(
+        {"evaluate": {"extra_eval_sets": {"melody": ["edm"]}, "num_samples": 2}}
+    )
+    assert s.extra_eval_sets == {"melody": ("edm",)} and s.num_samples == 2
+    for bad, words in [
+        ({"num_samples": 0}, "evaluate.num_samples"),
+        ({"bogus": 1}, "unknown key(s) bogus"),
+        ({"performance_requests": [{"pitch_class_histogram": [1, 2]}]}, "12 numbers"),
+        ({"performance_requests": [{"notes_per_second": -1}]}, "number > 0"),
+        ({"performance_requests": [{"tempo": 3}]}, "unknown key(s) tempo"),
+        ({"extra_eval_sets": {"melody": "edm"}}, "extra_eval_sets"),
+        ({"performance_seconds": "long"}, "performance_seconds"),
+    ]:
+        with pytest.raises(E.EvalError, match="params evaluate") as info:
+            E.settings_from_params({"evaluate": bad})
+        assert words in str(info.value) and "\n" not in str(info.value)
+
+
+# ============================================================================ bad input
+
+
+def _one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str], *words: str) -> None:
+    assert E.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("evaluate: "), err
+    for w in words:
+        assert w in err, err
+
+
+def test_unknown_model_and_missing_inputs(
+    in_store: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    params = str(in_store["params"])
+    _one_line_exit_2(
+        ["--output", str(out), "--params", params, "--models", "no_such"],
+        capsys,
+        "no_such",
+        "not in the registry",
+        "basic_rnn",
+    )
+    _one_line_exit_2(
+        ["--output", str(out), "--params", str(tmp_path / "nope.yaml")], capsys, "nope.yaml"
+    )
+    _one_line_exit_2(
+        ["--output", str(out), "--params", params, "--examples-root", str(tmp_path)],
+        capsys,
+        "example set",
+        "does not exist",
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("evaluate: {num_samples: -3}\n")
+    _one_line_exit_2(["--output", str(out), "--params", str(bad)], capsys, "num_samples")
+    (tmp_path / "file").write_text("x")
+    _one_line_exit_2(
+        ["--output", str(tmp_path / "file"), "--params", params], capsys, "not a directory"
+    )
+    _one_line_exit_2(["--output", str(out), "--bogus"], capsys, "unrecognized")
+    assert not out.exists()
+
+
+def test_missing_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/none/mlflow.db")
+    _one_line_exit_2(["--output", str(tmp_path / "out")], capsys, "no MLflow store")
+    assert not (tmp_path / "none").exists() and not (tmp_path / "out").exists()
+
+
+def test_failure_keeps_the_previous_report(
+    in_store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "reports"
+    argv = [
+        "--output",
+        str(out),
+        "--params",
+        str(in_store["params"]),
+        "--models",
+        "basic_rnn",
+        "--quiet",
+    ]
+    assert E.main(argv) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(E, "plot_summary", broken)
+    with pytest.raises(OSError, match="disk full"):
+        E.main([*argv, "--seed", "99"])
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+
+
+def test_module_entry_point(in_store: dict, tmp_path: Path) -> None:
+    """``python -m modeling.evaluate`` in a fresh process: one line and exit 2 on a bad name."""
+    proc = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "modeling.evaluate",
+            "--output",
+            str(tmp_path / "o"),
+            "--params",
+            str(in_store["params"]),
+            "--models",
+            "basic_rnn",
+            "ghost",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_TRACKING_URI": str(in_store["uri"])},
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "model(s) ghost not in the registry" in proc.stderr
+    assert not (tmp_path / "o").exists()
