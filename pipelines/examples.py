@@ -48,10 +48,12 @@ class ExampleSetSpec:
     family: str
     corpora: tuple[str, ...]
     extract: dict[str, Any] = field(default_factory=dict)
+    extract_by_corpus: dict[str, dict[str, Any]] = field(default_factory=dict)
     eval_ratio: float = 0.1
     seed: int = 0
     augment_eval: bool = False
     num_shards: int = 2
+    splits: tuple[str, ...] = ("train", "eval")  # ("eval",): an eval-only set (cross-corpus)
 
     @classmethod
     def from_params(cls, name: str, params: dict[str, Any]) -> ExampleSetSpec:
@@ -60,7 +62,10 @@ class ExampleSetSpec:
             raise ParamsError(f"unknown example set {name!r}; valid: {', '.join(sorted(sets))}")
         common = params.get("examples") or {}
         item = dict(sets[name])
-        known = {"family", "corpora", "extract", "eval_ratio", "seed", "augment_eval", "num_shards"}
+        known = {
+            "family", "corpora", "extract", "extract_by_corpus", "eval_ratio", "seed",
+            "augment_eval", "num_shards", "splits",
+        }  # fmt: skip
         bad = sorted(set(item) - known)
         if bad:
             raise ParamsError(
@@ -71,13 +76,26 @@ class ExampleSetSpec:
             family=str(item["family"]),
             corpora=tuple(item.get("corpora") or ()),
             extract=dict(item.get("extract") or {}),
+            extract_by_corpus={
+                str(k): dict(v or {}) for k, v in (item.get("extract_by_corpus") or {}).items()
+            },
             eval_ratio=float(item.get("eval_ratio", common.get("eval_ratio", 0.1))),
             seed=int(item.get("seed", common.get("seed", 0))),
             augment_eval=bool(item.get("augment_eval", common.get("augment_eval", False))),
             num_shards=int(item.get("num_shards", common.get("num_shards", 2))),
+            splits=tuple(item.get("splits") or ("train", "eval")),
         )
+        if not set(spec.splits) <= {"train", "eval"} or not spec.splits:
+            raise ParamsError(
+                f"example_sets.{name}.splits: choose from train, eval; got {list(spec.splits)}"
+            )
         if not spec.corpora:
             raise ParamsError(f"example_sets.{name}: no corpora listed")
+        stray = sorted(set(spec.extract_by_corpus) - set(spec.corpora))
+        if stray:
+            raise ParamsError(
+                f"example_sets.{name}.extract_by_corpus: {', '.join(stray)} not in corpora"
+            )
         if not 0.0 <= spec.eval_ratio < 1.0:
             raise ParamsError(
                 f"example_sets.{name}: eval_ratio must be in [0, 1), got {spec.eval_ratio}"
@@ -122,6 +140,10 @@ class _ExtractFn(beam.DoFn):
 
         self.family = load_family(self.spec.family)
         self.cfg = extract_config(self.family, self.spec.extract)
+        self.cfg_by_corpus = {
+            corpus: extract_config(self.family, {**self.spec.extract, **overrides})
+            for corpus, overrides in self.spec.extract_by_corpus.items()
+        }
         self.info_counters = frozenset(getattr(self.family, "INFO_COUNTERS", ()))
         self.inputs = Metrics.counter(NAMESPACE, "inputs")
         self.events = Metrics.counter(NAMESPACE, "events")
@@ -137,7 +159,8 @@ class _ExtractFn(beam.DoFn):
         augment = split == "train" or self.spec.augment_eval
         try:
             ns = music_pb2.NoteSequence.FromString(row["note_sequence"])
-            results = list(self.family.extract(ns, self.cfg, augment=augment))
+            cfg = self.cfg_by_corpus.get(row["id"].split("/", 1)[0], self.cfg)
+            results = list(self.family.extract(ns, cfg, augment=augment))
         except Exception as exc:  # a broken sequence must not stop the run: record and go on
             self.rejected.inc()
             yield beam.pvalue.TaggedOutput(
@@ -207,6 +230,9 @@ def build(pipeline: beam.Pipeline, spec: ExampleSetSpec, ingest_root: str, outpu
     """Attach the example-set pipeline to ``pipeline``."""
     rows = pipeline | "ReadNoteSequences" >> ReadNoteSequences(ingest_root, spec.corpora)
     tagged = rows | "AssignSplit" >> AssignSplit(spec.seed, spec.eval_ratio)
+    if set(spec.splits) != {"train", "eval"}:
+        keep = set(spec.splits)
+        tagged = tagged | "KeepSplits" >> beam.Filter(lambda kv: kv[0] in keep)
     outs = tagged | "Extract" >> ExtractExamples(spec)
     examples = outs.examples
     by_split = examples | "BySplit" >> beam.Partition(
@@ -220,7 +246,7 @@ def build(pipeline: beam.Pipeline, spec: ExampleSetSpec, ingest_root: str, outpu
         FileSystems.join(output, "eval"), EXAMPLE_SCHEMA, spec.num_shards, key
     )
     _ = outs.rejects | "WriteRejects" >> WriteSortedParquet(
-        FileSystems.join(output, "rejects"), REJECT_SCHEMA, 1, "source_id"
+        FileSystems.join(output, "rejects"), REJECT_SCHEMA, 1, "source_id", single_file=True
     )
 
 
@@ -238,8 +264,16 @@ def _event_space(spec: ExampleSetSpec) -> tuple[str, dict[str, Any]]:
 
     family = load_family(spec.family)
     cfg = extract_config(family, spec.extract)
+    spaces = {family.event_space(cfg)}
+    for overrides in spec.extract_by_corpus.values():
+        spaces.add(family.event_space(extract_config(family, {**spec.extract, **overrides})))
+    if len(spaces) > 1:
+        raise ParamsError(
+            f"example_sets.{spec.name}: per-corpus extraction mixes event spaces {sorted(spaces)}"
+        )
     cfg_dict = asdict(cfg) if is_dataclass(cfg) else dict(vars(cfg))
-    return family.event_space(cfg), cfg_dict
+    cfg_dict["by_corpus"] = spec.extract_by_corpus
+    return spaces.pop(), cfg_dict
 
 
 def run(
@@ -302,6 +336,7 @@ def run(
         "eval_ratio": spec.eval_ratio,
         "seed": spec.seed,
         "augment_eval": spec.augment_eval,
+        "splits": list(spec.splits),
         "extract": cfg_dict,
     }
     write_json(FileSystems.join(output, "meta.json"), meta)

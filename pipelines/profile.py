@@ -19,7 +19,16 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-PROFILE_KEYS = ("profile", "corpora", "example_sets", "variants", "train", "generate")
+PROFILE_KEYS = (
+    "profile",
+    "corpora",
+    "music21_corpora",
+    "example_sets",
+    "variants",
+    "train",
+    "generate",
+    "evaluate",
+)
 PROFILES_DIR = Path("profiles")
 
 

@@ -1,0 +1,523 @@
+"""The training loop: hparams parsing, bucketed batches, padding invariance, Magenta's metrics,
+outputs, exact resume after ``kill -9``, fine-tuning and one-line refusals of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _examples import PYTHON, TINY_HPARAMS, write_example_set
+
+from modeling import checkpoint as ckpt
+from modeling import train
+from modeling.data import Batch, BatchSchedule, ExampleSet, epoch_batches
+from modeling.families.base import HParams, VariantConfig
+from modeling.hparams import HParamsError, format_hparams, parse_hparams
+from modeling.model import EventRNN
+from modeling.variants import get_variant
+
+REPO = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------- hparams
+
+
+def test_parse_hparams_magenta_syntax() -> None:
+    hp = parse_hparams(
+        "batch_size=64, rnn_layer_sizes=[64,32,16],dropout_keep_prob=0.75,"
+        "learning_rate=1e-4,attn_length=40",
+        HParams(),
+    )
+    assert hp.batch_size == 64 and hp.rnn_layer_sizes == (64, 32, 16)
+    assert hp.dropout_keep_prob == 0.75 and hp.learning_rate == 1e-4 and hp.attn_length == 40
+    assert parse_hparams("", HParams(batch_size=7)).batch_size == 7
+    assert parse_hparams(format_hparams(hp)) == hp
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("batch_sise=64", r"unknown hparam\(s\) batch_sise; valid: attn_length, batch_size"),
+        ("batch_size=6.5", "batch_size: cannot read '6.5' as int"),
+        ("rnn_layer_sizes=64", "expected a list"),
+        ("batch_size=1,batch_size=2", "given twice"),
+        ("batch_size", "cannot parse hparams"),
+        ("dropout_keep_prob=0", r"dropout_keep_prob must be in \(0, 1\]"),
+        ("rnn_layer_sizes=[]", "non-empty list"),
+    ],
+)
+def test_parse_hparams_errors(text: str, match: str) -> None:
+    with pytest.raises(HParamsError, match=match):
+        parse_hparams(text, HParams())
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def test_epoch_batches_bucketed_deterministic_and_complete() -> None:
+    lengths = np.random.default_rng(0).integers(2, 300, 1000)
+    a = epoch_batches(lengths, 16, seed=5, epoch=3, chunk_batches=8)
+    b = epoch_batches(lengths, 16, seed=5, epoch=3, chunk_batches=8)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(
+        np.concatenate(a),
+        np.concatenate(epoch_batches(lengths, 16, seed=5, epoch=4, chunk_batches=8)),
+    )
+    flat = np.concatenate(a)
+    assert len(flat) == len(set(flat.tolist())) == 1000 // 16 * 16  # each at most once, full
+    assert all(len(x) == 16 for x in a)
+    for batch in a:  # sorted chunks: a batch spans a narrow length range
+        assert np.all(np.diff(lengths[batch]) >= 0)
+    spread = np.mean([np.ptp(lengths[x]) for x in a])
+    assert spread < 0.25 * np.ptp(lengths)
+
+
+def test_schedule_is_a_function_of_seed_and_step() -> None:
+    lengths = np.random.default_rng(1).integers(2, 50, 37)
+    s1, s2 = BatchSchedule(lengths, 8, seed=3), BatchSchedule(lengths, 8, seed=3)
+    order = [s1.batch(i) for i in range(12)]
+    for i in (11, 3, 7, 0):  # any access order, e.g. after a resume
+        assert np.array_equal(s2.batch(i), order[i])
+    assert s1.per_epoch == 4
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _scorer(name: str, sizes: tuple[int, ...] = (8, 8)) -> tuple[train.Scorer, EventRNN]:
+    cfg = get_variant(name)
+    hp = cfg.hparams.override(rnn_layer_sizes=sizes, dropout_keep_prob=1.0)
+    cfg = VariantConfig(cfg.name, cfg.family, cfg.encoding, hp)
+    torch.manual_seed(0)
+    return train.Scorer.for_variant(cfg), EventRNN(cfg, hp).eval()
+
+
+def test_default_event_labels_follow_note_seq() -> None:
+    expect = {
+        "basic_rnn": 0,
+        "lookback_rnn": 0,
+        "attention_rnn": 36,
+        "basic_improv": 0,
+        "polyphony": 2,
+        "performance": 355,
+        "performance_with_dynamics": 355,
+    }
+    for name, label in expect.items():
+        assert train.default_event_label(get_variant(name)) == label, name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "basic_rnn",
+        "attention_rnn",
+        "chord_pitches_improv",
+        "polyphony",
+        "multiconditioned_performance_with_dynamics",
+    ],
+)
+def test_padding_changes_nothing(tmp_path: Path, name: str) -> None:
+    """Loss and every metric sum are the same however much padding a batch carries."""
+    cfg = get_variant(name)
+    family = cfg.family
+    chords = family == "improv"
+    space = cfg.encoding.event_space
+    n = 38 if family in ("melody", "improv") else cfg.encoding.num_classes
+    if family == "polyphony":  # START, then steps of notes closed by STEP_END
+        n = 6
+    write_example_set(
+        tmp_path,
+        family=family,
+        event_space=space,
+        num_classes=n,
+        chords=chords,
+        num_train=6,
+        num_eval=2,
+        min_len=9,
+        max_len=30,
+    )
+    split = ExampleSet.load(tmp_path).train
+    scorer, model = _scorer(name)
+    pad = int(getattr(train._family_module(family), "NEUTRAL_PAD", 0))
+    idx = np.arange(6)
+    tight = split.batch(idx, pad)
+    extra = 13
+    junk = torch.randint(0, n, (6, extra))  # garbage in padded slots must not matter either
+    stored = {
+        k: torch.cat([v, v[:, :1].expand(-1, extra)], 1)
+        for k, v in tight.stored.items()
+        if k != "mask"
+    }
+    mask = torch.cat([tight.mask, torch.zeros(6, extra, dtype=torch.bool)], 1)
+    wide = Batch(torch.cat([tight.events, junk], 1), mask, {**stored, "mask": mask})
+    with torch.no_grad():
+        loss_a, stats_a = scorer(model, tight)
+        loss_b, stats_b = scorer(model, wide)
+    torch.testing.assert_close(stats_a, stats_b, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(loss_a, loss_b, rtol=1e-6, atol=1e-6)
+    assert float(stats_a[1]) == float((split.lengths[idx] - 1).sum())
+
+
+def test_metric_definitions_by_hand() -> None:
+    """accuracy / event / no-event accuracy and loss per STEP_END, counted by hand."""
+    cfg = get_variant("polyphony")
+    scorer = train.Scorer.for_variant(cfg)
+    events = torch.tensor([[0, 3, 2, 3, 2, 1], [0, 2, 2, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    predicted = torch.tensor([[3, 2, 3, 9, 1], [2, 5, 0, 0, 0]])  # class at each input row
+
+    def fake_model(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(predicted, cfg.encoding.num_classes).float() * 5.0
+
+    _, stats = scorer(fake_model, Batch(events, mask, {"mask": mask}))
+    m = train.summarize(stats)
+    labels = [3, 2, 3, 2, 1, 2, 2]
+    preds = [3, 2, 3, 9, 1, 2, 5]
+    assert m["accuracy"] == pytest.approx(5 / 7)
+    ev = [(p == y) for p, y in zip(preds, labels, strict=True) if y != 2]
+    ne = [(p == y) for p, y in zip(preds, labels, strict=True) if y == 2]
+    assert m["event_accuracy"] == pytest.approx(sum(ev) / len(ev))
+    assert m["no_event_accuracy"] == pytest.approx(sum(ne) / len(ne))
+    assert m["perplexity"] == pytest.approx(np.exp(m["loss"]))
+    assert m["loss_per_step"] == pytest.approx(m["loss"] * 7 / 4)  # 4 STEP_END labels
+
+
+def test_loss_per_second_for_performance() -> None:
+    cfg = get_variant("performance")
+    scorer = train.Scorer.for_variant(cfg)
+    shift = 256  # TIME_SHIFT of 1 step (10 ms): index 255 + steps
+    events = torch.tensor([[60, shift + 49, 188, shift + 99, 60]])  # 0.5 s + 1.0 s of shifts
+    mask = torch.ones_like(events, dtype=torch.bool)
+
+    def uniform(x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(*x.shape[:2], cfg.encoding.num_classes)
+
+    _, stats = scorer(uniform, Batch(events, mask, {"mask": mask}))
+    m = train.summarize(stats)
+    assert m["loss"] == pytest.approx(np.log(356))
+    assert m["loss_per_step"] == pytest.approx(4 * np.log(356) / 1.5)
+
+
+# ----------------------------------------------------------------------------- CLI runs
+
+
+def _run(
+    args: list[str], cwd: Path, **kw: object
+) -> subprocess.Popen | subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/mlruns/mlflow.db",
+    }
+    cmd = [PYTHON, "-m", "modeling.train", *args]
+    if kw.pop("background", False):
+        return subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_kill9_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    """SIGKILL mid-run, re-run the same command: final weights equal an uninterrupted run's."""
+    ex = write_example_set(tmp_path / "ex", num_train=40, num_eval=6, min_len=60, max_len=120)
+    common = [
+        "--variant",
+        "basic_rnn",
+        "--examples",
+        str(ex),
+        "--hparams",
+        "batch_size=8,rnn_layer_sizes=[48,48]",
+        "--num-steps",
+        "30",
+        "--eval-every",
+        "10",
+        "--save-every",
+        "2",
+        "--keep-last",
+        "3",
+        "--seed",
+        "7",
+        "--no-mlflow",
+        "--quiet",
+    ]
+    full = _run([*common, "--output", str(tmp_path / "full")], tmp_path)
+    assert full.returncode == 0, full.stderr
+
+    out = tmp_path / "killed"
+    proc = _run([*common, "--output", str(out)], tmp_path, background=True)
+    cdir = ckpt.CheckpointDir(out / "checkpoints")
+    deadline = time.time() + 180
+    while time.time() < deadline and not any(s >= 6 for s, _ in cdir.steps()):
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = cdir.steps()[-1][0]
+    assert killed_at < 30, "run finished before the kill; the test proved nothing"
+    assert not (out / "metrics.json").exists()
+
+    resumed = _run([*common, "--output", str(out)], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from ckpt-{killed_at:08d}.pt" in resumed.stderr
+
+    a = ckpt.load(tmp_path / "full" / "checkpoints" / "ckpt-00000030.pt")
+    b = ckpt.load(out / "checkpoints" / "ckpt-00000030.pt")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for pid, st in a["optimizer"]["state"].items():
+        for k, v in st.items():
+            assert torch.equal(v, b["optimizer"]["state"][pid][k])
+    assert (
+        json.loads((out / "metrics.json").read_text())["eval"]
+        == json.loads((tmp_path / "full" / "metrics.json").read_text())["eval"]
+    )
+
+    # outputs of a finished run
+    full_dir = tmp_path / "full"
+    assert [s for s, _ in ckpt.CheckpointDir(full_dir / "checkpoints").steps()] == [26, 28, 30]
+    best = torch.load(full_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["kind"] == "model" and "optimizer" not in best
+    metrics = json.loads((full_dir / "metrics.json").read_text())
+    assert set(metrics["eval"]) == set(train.METRICS)
+    assert metrics["eval"]["perplexity"] == pytest.approx(np.exp(metrics["eval"]["loss"]))
+    rows = (full_dir / "loss_curve.csv").read_text().splitlines()
+    assert rows[0].startswith("step,split,loss,perplexity,accuracy")
+    assert len(rows) == 1 + 2 * 3  # train + eval rows at steps 10, 20, 30
+    first, last = float(rows[1].split(",")[2]), float(rows[-2].split(",")[2])
+    assert last < first  # it learns
+    assert (full_dir / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads((full_dir / "config.json").read_text())
+    assert config["variant"] == "basic_rnn" and config["hparams"]["rnn_layer_sizes"] == [48, 48]
+    assert not (tmp_path / "mlruns").exists()
+
+
+def _train_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = train.main([*args, "--quiet"])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _assert_one_line_refusal(code: int, err: str, match: str) -> None:
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("train: "), err
+    assert match in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    return tmp_path
+
+
+def test_bad_input_one_line_exit_2_nothing_written(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ex = write_example_set(in_tmp / "ex")
+    base = ["--examples", str(ex), "--output", str(in_tmp / "out"), "--num-steps", "2"]
+    cases = [
+        (["--variant", "basic_rnnn", *base], "unknown variant 'basic_rnnn'; valid: "),
+        (
+            ["--variant", "basic_rnn", *base, "--hparams", "batchsize=3"],
+            "unknown hparam(s) batchsize; valid: attn_length, batch_size",
+        ),
+        (["--variant", "mono_rnn", *base], "stores events in melody:48-84; variant mono_rnn needs"),
+        (["--variant", "polyphony", *base], "is a melody set; variant polyphony needs a polyphony"),
+        (
+            ["--variant", "basic_rnn", *base, "--init-from", str(in_tmp / "nope.pt")],
+            "checkpoint not found",
+        ),
+        (
+            ["--variant", "basic_rnn", *base, "--init-from", "models:/basic_rnn@champion"],
+            "--init-from models:/basic_rnn@champion",
+        ),
+    ]
+    noch = write_example_set(in_tmp / "noch", family="improv")  # lead sheets without chords
+    cases.append(
+        (
+            ["--variant", "basic_improv", "--examples", str(noch), "--output", str(in_tmp / "out")],
+            "does not fit variant basic_improv: triad+onehot needs stored chord",
+        )
+    )
+    empty = write_example_set(in_tmp / "empty", num_train=0)
+    cases.append(
+        (
+            ["--variant", "basic_rnn", "--examples", str(empty), "--output", str(in_tmp / "out")],
+            "is empty",
+        )
+    )
+    cases.append(
+        (
+            [
+                "--variant",
+                "basic_rnn",
+                "--examples",
+                str(in_tmp / "missing"),
+                "--output",
+                str(in_tmp / "out"),
+            ],
+            "example set not found",
+        )
+    )
+    for args, match in cases:
+        code, err = _train_main(args, capsys)
+        _assert_one_line_refusal(code, err, match)
+        assert not (in_tmp / "out").exists(), args
+        assert not list((in_tmp / "mlruns").glob("*/*")), args  # no experiment or run written
+    code, err = _train_main(["--variant", "nope", *base], capsys)
+    assert "attention_rnn" in err and "performance_with_dynamics" in err
+
+
+def test_refuses_foreign_checkpoints_and_incompatible_init(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ex = write_example_set(in_tmp / "ex")
+    ex2 = write_example_set(in_tmp / "ex2", seed=1)
+    tiny = ["--hparams", TINY_HPARAMS, "--num-steps", "2", "--eval-every", "2", "--no-mlflow"]
+    code, err = _train_main(
+        [
+            "--variant",
+            "lookback_rnn",
+            "--examples",
+            str(ex),
+            "--output",
+            str(in_tmp / "lookback"),
+            *tiny,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    before = sorted(p.name for p in (in_tmp / "lookback" / "checkpoints").iterdir())
+
+    # an output directory holding another variant's checkpoints
+    code, err = _train_main(
+        [
+            "--variant",
+            "basic_rnn",
+            "--examples",
+            str(ex),
+            "--output",
+            str(in_tmp / "lookback"),
+            *tiny,
+        ],
+        capsys,
+    )
+    _assert_one_line_refusal(code, err, "holds a checkpoint of variant lookback_rnn")
+    assert sorted(p.name for p in (in_tmp / "lookback" / "checkpoints").iterdir()) == before
+
+    # same variant, other hparams
+    code, err = _train_main(
+        [
+            "--variant",
+            "lookback_rnn",
+            "--examples",
+            str(ex),
+            "--output",
+            str(in_tmp / "lookback"),
+            *tiny[:1],
+            "batch_size=5",
+            *tiny[2:],
+        ],
+        capsys,
+    )
+    _assert_one_line_refusal(code, err, "holds a run with other settings")
+
+    # init from another encoding with the same event space: refused
+    code, err = _train_main(
+        [
+            "--variant",
+            "basic_rnn",
+            "--examples",
+            str(ex2),
+            "--output",
+            str(in_tmp / "b"),
+            "--init-from",
+            str(in_tmp / "lookback"),
+            *tiny,
+        ],
+        capsys,
+    )
+    _assert_one_line_refusal(code, err, "a lookback_rnn checkpoint (encoding")
+    assert not (in_tmp / "b").exists()
+
+    # same variant, other layer sizes: shape mismatch refused
+    code, err = _train_main(
+        [
+            "--variant",
+            "lookback_rnn",
+            "--examples",
+            str(ex2),
+            "--output",
+            str(in_tmp / "c"),
+            "--init-from",
+            str(in_tmp / "lookback"),
+            "--hparams",
+            "batch_size=4,rnn_layer_sizes=[10,12]",
+            "--num-steps",
+            "2",
+            "--no-mlflow",
+        ],
+        capsys,
+    )
+    _assert_one_line_refusal(code, err, "has shape")
+    assert not (in_tmp / "c").exists()
+
+
+def test_fine_tune_starts_from_given_weights(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ex = write_example_set(in_tmp / "ex")
+    edm = write_example_set(in_tmp / "edm", seed=3)
+    tiny = ["--num-steps", "3", "--eval-every", "3", "--no-mlflow"]
+    code, err = _train_main(
+        [
+            "--variant",
+            "attention_rnn",
+            "--examples",
+            str(ex),
+            "--output",
+            str(in_tmp / "att"),
+            "--hparams",
+            TINY_HPARAMS + ",attn_length=4",
+            *tiny,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    # edm_rnn shares attention_rnn's encoding: accepted; a near-zero learning rate keeps weights
+    code, err = _train_main(
+        [
+            "--variant",
+            "edm_rnn",
+            "--examples",
+            str(edm),
+            "--output",
+            str(in_tmp / "edm_run"),
+            "--init-from",
+            str(in_tmp / "att" / "checkpoints" / "best.pt"),
+            "--hparams",
+            TINY_HPARAMS + ",attn_length=4,learning_rate=1e-12",
+            *tiny,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    src = ckpt.load(in_tmp / "att" / "checkpoints" / "best.pt")["model"]
+    dst = ckpt.load(in_tmp / "edm_run" / "checkpoints" / "ckpt-00000003.pt")["model"]
+    for k, v in src.items():
+        torch.testing.assert_close(dst[k], v, atol=1e-8, rtol=0)
+    config = json.loads((in_tmp / "edm_run" / "config.json").read_text())
+    assert config["init_from"].endswith("best.pt") and config["variant"] == "edm_rnn"
