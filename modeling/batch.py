@@ -1,14 +1,15 @@
-"""The batch-generation stage: every request in ``params.yaml:generate.requests`` against the registry.
+"""The batch-generation stages: requests from ``params.yaml:generate.requests`` against the registry.
 
-    python -m modeling.batch --params params.yaml --output data/generated
+    python -m modeling.batch run --request NAME --params params.yaml --output data/generated/NAME
+    python -m modeling.batch gallery --params params.yaml --generated data/generated --output data/gallery
 
-A request names a model (``models:/<name>@champion`` by default, from ``variant``) and any of
-``modeling.generate``'s flags, spelled as on its command line without the dashes (Magenta's
-names: ``primer_melody``, ``primer_pitches``, ``backing_chords``, ``controls``, ``num_steps`` ...).
-Each request runs through :func:`modeling.generate.run` — the same code as the CLI — into
-``OUTPUT/<request>/``; then ``OUTPUT/index.html`` shows every sample's piano roll with its audio
-and MIDI. The whole output directory is built aside and swapped in at the end, so a failed request
-leaves the previous results intact.
+A request names a ``variant`` (the model is ``models:/<variant>@champion`` unless ``model`` gives
+another registry URI) and any of ``modeling.generate``'s flags, spelled as on its command line
+without the dashes (Magenta's names: ``primer_melody``, ``primer_pitches``, ``backing_chords``,
+``controls``, ``num_steps`` ...). ``run`` goes through :func:`modeling.generate.run` — the same
+code as the CLI, which renders aside and moves files in only when every sample succeeded. One DVC stage per request means a changed variant regenerates only its
+own requests. ``gallery`` writes one page showing every sample's piano roll with its audio, MIDI
+and metadata.
 """
 
 from __future__ import annotations
@@ -17,15 +18,23 @@ import argparse
 import html
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from modeling.generate import RequestError, build_parser, run
 from pipelines.params import ParamsError, load_params
+
+SUMMARY = "request.json"
+FILE_KEYS = ("midi", "piano_roll", "audio", "json")
+
+
+def requests_of(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    requests = (params.get("generate") or {}).get("requests") or {}
+    if not requests:
+        raise ParamsError("generate.requests is empty: nothing to generate")
+    return requests
 
 
 def request_argv(name: str, spec: dict[str, Any], output_dir: Path, seed: int) -> list[str]:
@@ -47,7 +56,8 @@ def request_argv(name: str, spec: dict[str, Any], output_dir: Path, seed: int) -
     return argv
 
 
-def _parse(name: str, argv: list[str]) -> argparse.Namespace:
+def parse_request(name: str, argv: list[str]) -> argparse.Namespace:
+    """Parse a request's flags with the generation CLI's own parser (one line on error)."""
     parser = build_parser()
     parser.exit_on_error = False
     try:
@@ -59,90 +69,109 @@ def _parse(name: str, argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def write_index(output: Path, results: dict[str, dict[str, Any]]) -> Path:
-    """One page: every request, every sample's piano roll, audio player and MIDI link."""
+def run_request(params: dict[str, Any], name: str, output: Path) -> dict[str, Any]:
+    """Generate one request into ``output`` (built aside, then swapped in)."""
+    requests = requests_of(params)
+    if name not in requests:
+        raise ParamsError(f"unknown request {name!r}; valid: {', '.join(requests)}")
+    seed = int((params.get("generate") or {}).get("seed", params.get("seed", 0)))
+    args = parse_request(name, request_argv(name, dict(requests[name]), output, seed))
+    args.overwrite = True  # a stage's output is its own: DVC removed the old one before the run
+    start = time.perf_counter()
+    try:
+        summary = run(args)  # renders aside and moves files in only when every sample succeeded
+    except RequestError as exc:
+        raise ParamsError(f"generate.requests.{name}: {exc}") from exc
+    record = {
+        "request": name,
+        "model": args.model,
+        "seed": summary["seed"],
+        "seconds": round(time.perf_counter() - start, 2),
+        "samples": [
+            {k: os.path.relpath(v, output) for k, v in s.items() if k in FILE_KEYS}
+            for s in summary["outputs"]
+        ],
+        "log_likelihoods": summary["log_likelihoods"],
+    }
+    tmp = output / f".{SUMMARY}.tmp"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+    os.replace(tmp, output / SUMMARY)
+    return record
+
+
+def write_gallery(params: dict[str, Any], generated: Path, output: Path) -> Path:
+    """``output/index.html``: every request's samples (piano roll, audio, MIDI, metadata)."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>motif: generated samples</title>",
-        "<style>body{font-family:sans-serif;margin:2em}figure{margin:1em 0}"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}figure{margin:1em 0}"
         "img{max-width:100%;border:1px solid #ddd}code{background:#f4f4f4}</style></head><body>",
         "<h1>motif: generated samples</h1>",
     ]
-    for name, result in results.items():
-        parts.append(f"<h2>{html.escape(name)}</h2><p><code>{html.escape(result['model'])}</code> "
-                     f"seed {result['seed']}, {result['seconds']:.1f} s</p>")
-        for sample in result["outputs"]:
-            rel = {k: os.path.relpath(v, output) for k, v in sample.items() if isinstance(v, str)
-                   and k in ("midi", "piano_roll", "audio", "json")}
-            parts.append("<figure>")
-            parts.append(f"<img src='{html.escape(rel['piano_roll'])}' alt='piano roll'>")
-            if "audio" in rel:
-                parts.append(f"<br><audio controls src='{html.escape(rel['audio'])}'></audio>")
-            parts.append(f"<br><a href='{html.escape(rel['midi'])}'>MIDI</a> · "
-                         f"<a href='{html.escape(rel['json'])}'>metadata</a></figure>")
+    missing = []
+    for name in requests_of(params):
+        summary_path = generated / name / SUMMARY
+        if not summary_path.is_file():
+            missing.append(name)
+            continue
+        record = json.loads(summary_path.read_text())
+        parts.append(
+            f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2><p><code>"
+            f"{html.escape(record['model'])}</code>, seed {record['seed']}, "
+            f"{record['seconds']:.1f} s</p>"
+        )
+        for sample, ll in zip(record["samples"], record["log_likelihoods"], strict=True):
+            link = {
+                k: html.escape(os.path.relpath(generated / name / v, output))
+                for k, v in sample.items()
+            }
+            parts.append(f"<figure><img src='{link['piano_roll']}' alt='piano roll of {name}'>")
+            if "audio" in link:
+                parts.append(f"<br><audio controls preload='none' src='{link['audio']}'></audio>")
+            meta = link.get("json", link["midi"].replace(".mid", ".json"))
+            parts.append(
+                f"<br><a href='{link['midi']}'>MIDI</a> · <a href='{meta}'>metadata</a> · "
+                f"log-likelihood {ll:.1f}</figure>"
+            )
+    if missing:
+        raise ParamsError(
+            f"no generated samples for request(s) {', '.join(missing)} under {generated}"
+        )
     parts.append("</body></html>")
+    output.mkdir(parents=True, exist_ok=True)
     path = output / "index.html"
-    path.write_text("\n".join(parts))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(parts))
+    os.replace(tmp, path)
     return path
 
 
-def run_batch(params: dict[str, Any], output: Path, only: list[str] | None = None) -> dict[str, Any]:
-    """Run every request into a fresh directory, then swap it in for ``output``."""
-    requests = (params.get("generate") or {}).get("requests") or {}
-    if not requests:
-        raise ParamsError("generate.requests is empty: nothing to generate")
-    if only:
-        missing = sorted(set(only) - set(requests))
-        if missing:
-            raise ParamsError(f"unknown request(s) {', '.join(missing)}; valid: {', '.join(requests)}")
-        requests = {k: v for k, v in requests.items() if k in only}
-    seed = int((params.get("generate") or {}).get("seed", params.get("seed", 0)))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    results: dict[str, dict[str, Any]] = {}
-    try:
-        argvs = {n: request_argv(n, dict(s), staging / n, seed) for n, s in requests.items()}
-        parsed = {n: _parse(n, a) for n, a in argvs.items()}  # every request checked first
-        for name, args in parsed.items():
-            start = time.perf_counter()
-            try:
-                summary = run(args)
-            except RequestError as exc:
-                raise ParamsError(f"generate.requests.{name}: {exc}") from exc
-            results[name] = {"model": args.model, "seed": summary["seed"],
-                             "outputs": summary["outputs"],
-                             "seconds": time.perf_counter() - start}
-            print(f"generate[{name}]: {summary['num_outputs']} sample(s) from {args.model} "
-                  f"in {results[name]['seconds']:.1f} s", file=sys.stderr)
-        write_index(staging, results)
-        (staging / "summary.json").write_text(json.dumps(
-            {n: {"model": r["model"], "seed": r["seed"], "samples": len(r["outputs"])}
-             for n, r in results.items()}, indent=2, sort_keys=True))
-        if output.exists():
-            old = output.with_name(f".{output.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(output, old)
-            os.replace(staging, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return results
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeling.batch", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m modeling.batch", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--output", default="data/generated")
-    parser.add_argument("--only", nargs="*", help="run only these request names")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_run = sub.add_parser("run", help="generate one request")
+    p_run.add_argument("--request", required=True, help="a name from generate.requests")
+    p_run.add_argument("--output", required=True, help="e.g. data/generated/NAME")
+    p_gal = sub.add_parser("gallery", help="write the index page of every request's samples")
+    p_gal.add_argument("--generated", default="data/generated")
+    p_gal.add_argument("--output", default="data/gallery")
     args = parser.parse_args(argv)
     try:
-        results = run_batch(load_params(args.params), Path(args.output), args.only)
+        params = load_params(args.params)
+        if args.cmd == "run":
+            record = run_request(params, args.request, Path(args.output))
+            print(
+                f"generate[{args.request}]: {len(record['samples'])} sample(s) from "
+                f"{record['model']} in {record['seconds']:.1f} s -> {args.output}"
+            )
+        else:
+            path = write_gallery(params, Path(args.generated), Path(args.output))
+            print(f"gallery: {path}")
     except ParamsError as exc:
         print(f"batch: {exc}", file=sys.stderr)
         return 2
-    total = sum(len(r["outputs"]) for r in results.values())
-    print(f"batch: {total} samples from {len(results)} requests -> {Path(args.output) / 'index.html'}")
     return 0
 
 

@@ -37,6 +37,7 @@ import os
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import argparse
+import glob
 import hashlib
 import json
 import posixpath
@@ -101,6 +102,7 @@ class Outcome:
     extension_mismatch: bool = False
     tune_failures: tuple[str, ...] = ()  # reasons of quarantined tunes of a parsed file
     note: str = ""  # duplicates: "<dropped> == <kept>"
+    reused: bool = False  # parsed: rows taken unchanged from an earlier run (--reuse)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class IngestConfig:
     limits: Limits = field(default_factory=Limits)
     progress: bool = True
     metrics_copy: str | None = None  # --metrics: a second copy (with run time) for DVC
+    reuse: str | None = None  # --reuse: an earlier output whose unchanged files are not re-parsed
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,8 @@ def _music21_corpus_root() -> str:
 
 
 def music21_source(name: str) -> InputSpec:
-    """``music21:chorales`` (the chorales iterator, repeats included) or a corpus sub-folder."""
+    """``music21:chorales`` (the chorales iterator, repeats included), a corpus sub-folder, or
+    files in it (a path or glob such as ``essenFolksong/ballad*.abc``)."""
     from music21 import corpus
 
     root = _music21_corpus_root()
@@ -183,6 +187,12 @@ def music21_source(name: str) -> InputSpec:
     folder = os.path.normpath(os.path.join(root, name))
     if not name or folder == root or not folder.startswith(root + os.sep):
         raise UsageError(f"unknown music21 corpus source: {MUSIC21_PREFIX}{name}")
+    if any(ch in name for ch in "*?[") or os.path.isfile(folder):
+        # A file or a glob inside the bundled corpus, e.g. music21:essenFolksong/ballad*.abc
+        matches = sorted(glob.glob(folder))
+        if not matches:
+            raise UsageError(f"input not found: {MUSIC21_PREFIX}{name} (nothing matches {folder})")
+        return InputSpec(root, tuple(escape_glob(m) for m in matches), f"music21 corpus {name}")
     if not os.path.isdir(folder):
         raise UsageError(f"input not found: {MUSIC21_PREFIX}{name} (no folder {folder})")
     return InputSpec(root, (escape_glob(folder) + "/**",), f"music21 corpus {name}")
@@ -464,6 +474,59 @@ class Parse(beam.PTransform):
         )
 
 
+class _ReuseFn(beam.DoFn):
+    """Per (path, sha256): earlier rows if this exact file was parsed before, else the file."""
+
+    def process(self, element: tuple[tuple[str, str], dict[str, list[Any]]]) -> Iterator[Any]:
+        _, groups = element
+        files, previous = groups["files"], groups["previous"]
+        # No files: the file is gone from the corpus, and its old rows go with it.
+        if files and not previous:
+            yield from files
+        elif files:
+            _counter("reused").inc()
+            _counter("parsed").inc()
+            for row in sorted(previous, key=lambda r: r["tune_index"]):
+                _counter("tunes").inc()
+                yield beam.pvalue.TaggedOutput("rows", row)
+            yield beam.pvalue.TaggedOutput("outcomes", Outcome("parsed", reused=True))
+
+
+class Reuse(beam.PTransform):
+    """Split deduplicated files into ``new`` ones (to parse) and ``rows`` of an earlier run for
+    files whose relative path and sha256 are unchanged, so re-ingesting a grown corpus (or an
+    inbox) parses only what is new."""
+
+    def __init__(self, previous_pattern: str) -> None:
+        super().__init__()
+        self._pattern = previous_pattern
+
+    def expand(self, files: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        previous = (
+            files.pipeline
+            | "ReadPrevious" >> beam.io.ReadFromParquet(self._pattern)
+            | "KeyPrevious" >> beam.Map(lambda r: ((r["source_path"], r["sha256"]), r))
+        )
+        keyed = files | "KeyFiles" >> beam.Map(lambda f: ((f.relpath, f.sha256), f))
+        return (
+            {"files": keyed, "previous": previous}
+            | "Join" >> beam.CoGroupByKey()
+            | "Choose" >> beam.ParDo(_ReuseFn()).with_outputs("rows", "outcomes", main="new")
+        )
+
+
+def previous_pattern(reuse: str | None) -> str | None:
+    """The NoteSequence shards of an earlier run at ``reuse``, if there are any."""
+    if not reuse:
+        return None
+    pattern = posixpath.join(reuse.rstrip("/"), f"{NOTESEQ_PREFIX}-*.parquet")
+    try:
+        found = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # an unreadable location simply means nothing to reuse
+        return None
+    return pattern if found else None
+
+
 def summarise_row(row: dict[str, Any]) -> dict[str, Any]:
     """Add the summary columns to a parsed row."""
     sequence = music_pb2.NoteSequence.FromString(row["note_sequence"])
@@ -511,6 +574,7 @@ class AccountFn(beam.CombineFn):
         for reason in record.tune_failures:
             counts[f"tune_reason:{reason}"] += 1
         counts["extension_mismatch"] += record.extension_mismatch
+        counts["reused"] += record.reused
         if record.note:
             duplicates.append(record.note)
         return acc
@@ -535,6 +599,7 @@ class AccountFn(beam.CombineFn):
             "corpus": self._corpus,
             "matched": counts["status:matched"],
             "parsed": counts["status:parsed"],
+            "reused": counts["reused"],
             "duplicates": counts["status:duplicate"],
             "quarantined": counts["status:quarantined"],
             "quarantined_by_reason": group("reason:"),
@@ -607,8 +672,18 @@ def build_pipeline(
     capped = matched.files | "CapSize" >> CapSize(corpus, spec.root, config.max_file_bytes)
     read = capped.files | "ReadBytes" >> ReadBytes(corpus, spec.root, config.max_file_bytes)
     unique = read.files | "Dedupe" >> Dedupe()
-    parsed = unique.files | "Parse" >> Parse(config)
+    pattern = previous_pattern(config.reuse)
+    reused_outcomes: list[beam.PCollection] = []
+    if pattern:
+        reuse = unique.files | "Reuse" >> Reuse(pattern)
+        to_parse = reuse.new
+        reused_outcomes = [reuse.outcomes]
+    else:
+        to_parse = unique.files
+    parsed = to_parse | "Parse" >> Parse(config)
     rows = parsed.tunes | "Summarise" >> Summarise()
+    if pattern:
+        rows = (rows, reuse.rows) | "WithReused" >> beam.Flatten()
 
     shards = rows | "WriteNoteSequences" >> WriteSortedParquet(
         posixpath.join(output, NOTESEQ_PREFIX), NOTESEQ_SCHEMA, config.num_shards, "id"
@@ -633,6 +708,7 @@ def build_pipeline(
             read.outcomes,
             unique.outcomes,
             parsed.outcomes,
+            *reused_outcomes,
             stats,
         )
         | "CollectAccounting" >> beam.Flatten()
@@ -770,6 +846,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--params", help="params.yaml: defaults from its 'ingest' and 'beam' sections"
     )
     parser.add_argument("--metrics", help="also write the metrics (plus 'seconds') to this path")
+    parser.add_argument(
+        "--reuse",
+        help="an earlier output directory of this corpus (often --output itself): files whose "
+        "path and sha256 are unchanged keep their rows there and are not parsed again",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
 
@@ -842,6 +923,7 @@ def parse_args(argv: Sequence[str]) -> tuple[IngestConfig, str, list[str], dict[
         limits=limits,
         progress=not args.no_progress,
         metrics_copy=args.metrics,
+        reuse=args.reuse,
     )
     return config, args.input, beam_args, beam_params
 
@@ -850,8 +932,9 @@ def summary_line(metrics: dict[str, Any], seconds: float, output: str) -> str:
     reasons = ", ".join(f"{k} {v}" for k, v in metrics["quarantined_by_reason"].items())
     return (
         f"ingest {metrics['corpus']}: matched {metrics['matched']}, parsed {metrics['parsed']} "
-        f"({metrics['tunes']} tunes, {metrics['notes']} notes, {metrics['hours']:.2f} h), "
-        f"duplicates {metrics['duplicates']}, quarantined {metrics['quarantined']}"
+        f"({metrics['tunes']} tunes, {metrics['notes']} notes, {metrics['hours']:.2f} h)"
+        + (f" ({metrics['reused']} reused)" if metrics.get("reused") else "")
+        + f", duplicates {metrics['duplicates']}, quarantined {metrics['quarantined']}"
         + (f" ({reasons})" if reasons else "")
         + (
             f", tunes quarantined {metrics['tunes_quarantined']}"

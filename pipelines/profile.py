@@ -25,6 +25,7 @@ PROFILE_KEYS = (
     "music21_corpora",
     "example_sets",
     "variants",
+    "finetunes",
     "train",
     "generate",
     "evaluate",
@@ -35,7 +36,7 @@ PROFILES_DIR = Path("profiles")
 def _yaml() -> YAML:
     y = YAML()
     y.preserve_quotes = True
-    y.width = 120
+    y.width = 4096  # never re-wrap flow-style lines
     y.indent(mapping=2, sequence=4, offset=2)
     return y
 

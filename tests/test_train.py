@@ -521,3 +521,112 @@ def test_fine_tune_starts_from_given_weights(
         torch.testing.assert_close(dst[k], v, atol=1e-8, rtol=0)
     config = json.loads((in_tmp / "edm_run" / "config.json").read_text())
     assert config["init_from"].endswith("best.pt") and config["variant"] == "edm_rnn"
+
+
+@pytest.mark.parametrize(
+    ("name", "unit"),
+    [
+        ("polyphony", "STEP_END step"),
+        ("performance_with_dynamics", "second"),
+        ("chord_pitches_improv", "16th-note step"),
+        ("attention_rnn", "16th-note step"),
+    ],
+)
+def test_trains_every_family(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str], name: str, unit: str
+) -> None:
+    """The one loop runs each family's real encoding end to end (tiny sets)."""
+    cfg = get_variant(name)
+    n = {"polyphony": 6, "performance": cfg.encoding.num_classes}.get(cfg.family, 38)
+    ex = write_example_set(
+        in_tmp / "ex",
+        family=cfg.family,
+        event_space=cfg.encoding.event_space,
+        num_classes=n,
+        chords=cfg.family == "improv",
+    )
+    code, err = _train_main(
+        [
+            "--variant",
+            name,
+            "--examples",
+            str(ex),
+            "--output",
+            str(in_tmp / "run"),
+            "--hparams",
+            "batch_size=4,rnn_layer_sizes=[8,8]",
+            "--num-steps",
+            "3",
+            "--eval-every",
+            "3",
+            "--no-mlflow",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    metrics = json.loads((in_tmp / "run" / "metrics.json").read_text())
+    assert np.isfinite(metrics["eval"]["loss"]) and metrics["eval"]["loss_per_step"] is not None
+    assert json.loads((in_tmp / "run" / "config.json").read_text())["step_unit"] == unit
+
+
+def test_params_file_defaults_and_dvc_outputs(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--params supplies seed, the train section and the variant's entry; flags win; --metrics
+    and --plots copy metrics.json / loss_curve.csv where DVC expects them."""
+    ex = write_example_set(in_tmp / "ex")
+    (in_tmp / "params.yaml").write_text(
+        "seed: 5\n"
+        "train: {eval_every: 2, keep_last: 1, num_steps: 50}\n"
+        "variants:\n"
+        "  basic_rnn: {example_set: tiny, num_steps: 4,"
+        " hparams: {batch_size: 4, rnn_layer_sizes: [10, 10]}}\n"
+        "finetunes:\n"
+        "  edm_rnn: {example_set: edm, init_from: attention_rnn, colour: blue}\n"
+    )
+    code, err = _train_main(
+        [
+            "--variant",
+            "basic_rnn",
+            "--params",
+            "params.yaml",
+            "--examples",
+            str(ex),
+            "--output",
+            "run",
+            "--hparams",
+            "rnn_layer_sizes=[6,6]",
+            "--no-mlflow",
+            "--metrics",
+            "m/basic.json",
+            "--plots",
+            "p/basic.csv",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    config = json.loads((in_tmp / "run" / "config.json").read_text())
+    assert config["seed"] == 5
+    assert config["hparams"]["batch_size"] == 4 and config["hparams"]["rnn_layer_sizes"] == [6, 6]
+    steps = [s for s, _ in ckpt.CheckpointDir(in_tmp / "run" / "checkpoints").steps()]
+    assert steps == [4]  # num_steps 4 from the entry, keep_last 1 from the train section
+    assert (in_tmp / "m" / "basic.json").read_text() == (
+        in_tmp / "run" / "metrics.json"
+    ).read_text()
+    assert (in_tmp / "p" / "basic.csv").read_text().count("\n") == 1 + 2 * 2  # evals at 2 and 4
+
+    code, err = _train_main(
+        [
+            "--variant",
+            "edm_rnn",
+            "--params",
+            "params.yaml",
+            "--examples",
+            str(ex),
+            "--output",
+            "edm",
+        ],
+        capsys,
+    )
+    _assert_one_line_refusal(code, err, "finetunes.edm_rnn: unknown key(s) colour; valid:")
+    assert not (in_tmp / "edm").exists()

@@ -1,0 +1,504 @@
+"""MLflow tracking and model registry: one run per training, one registered model per variant.
+
+``modeling/train.py`` opens a :class:`Tracker` (rank 0 only, after every input is validated), logs
+metrics per evaluation step and, at the end, :meth:`Tracker.finish` logs the artifacts
+(``model/model.pt`` = the best checkpoint with weights + JSON config only, ``config.json``,
+``loss_curve.png``/``.csv``, ``metrics.json``) and registers a model version.
+``modeling/generate.py`` (and ``--init-from``) read models back with :func:`load_generator_model` /
+:func:`resolve_model_file`, always through ``torch.load(weights_only=True)``.
+
+Store: ``$MLFLOW_TRACKING_URI``, default ``sqlite:///mlruns/mlflow.db`` with artifacts under
+``mlruns/`` (both relative to the working directory, the repo root in DVC stages). An experiment
+per family, a run per training, tagged with the example set's data version (DVC's md5 of the
+directory, computed with ``dvc_data`` exactly as ``dvc add`` would; a sha256 of the files if that
+fails) and the git commit.
+
+Aliases. ``latest``: MLflow 3 reserves this alias name and resolves ``models:/<name>@latest`` to
+the newest version itself, so every registered version is ``latest`` the moment it is created (it
+cannot be set by hand). ``champion`` moves to a new version only when its eval loss beats the
+champion's *on the same eval split*: if both runs used the same example-set data version their
+recorded eval losses are compared; otherwise the champion is re-evaluated on the new run's eval
+split and the two losses on that split are compared (a champion that can no longer be loaded is
+replaced). The decision and both losses are recorded as version tags.
+
+CLI: ``python -m modeling.registry [--name NAME]`` lists registered models, versions, aliases, eval
+metrics and data versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from modeling import checkpoint as ckpt
+from modeling.families.base import VariantConfig
+from modeling.model import EventRNN
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+CHAMPION = "champion"
+LATEST = "latest"
+_REGISTERED_TAG = "motif.registered_version"
+_REPO = Path(__file__).resolve().parents[1]
+
+
+class RegistryError(ValueError):
+    """A registry lookup that failed (one line, for exit 2)."""
+
+
+# ----------------------------------------------------------------------------- store
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _quiet() -> None:
+    for name in ("mlflow", "alembic", "alembic.runtime.migration", "urllib3", "git"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+def client(create: bool = False) -> Any:
+    """An ``MlflowClient`` on :func:`tracking_uri`.
+
+    A local sqlite store is created only when ``create`` (a training about to log); a lookup in
+    a store that does not exist is a :class:`RegistryError`, not a new empty database.
+    """
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        if not create and not db.is_file():
+            raise RegistryError(f"no MLflow store at {db} (MLFLOW_TRACKING_URI={uri})")
+        db.parent.mkdir(parents=True, exist_ok=True)
+        # absolute, so MLflow's per-URI store cache cannot point at another working directory
+        uri = f"sqlite:///{db.resolve()}"
+    import mlflow
+    from mlflow import MlflowClient
+
+    _quiet()  # after the import: mlflow sets its logger to INFO when imported
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _mlflow_error() -> type[Exception]:
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
+
+
+# ----------------------------------------------------------------------------- versions
+
+
+def data_version(path: str | Path) -> tuple[str, str]:
+    """(version, how): DVC's md5 of the directory (``<md5>.dir``, as in ``dvc.lock``) or, if
+    dvc_data cannot compute it, ``sha256:<hex>`` over the files' relative paths and bytes."""
+    path = Path(path).resolve()
+    try:
+        from dvc_data.hashfile.build import build
+        from dvc_data.hashfile.db import HashFileDB
+        from dvc_objects.fs.local import LocalFileSystem
+        from dvc_objects.fs.memory import MemoryFileSystem
+
+        odb = HashFileDB(MemoryFileSystem(), "/motif-odb")
+        _, _, obj = build(odb, str(path), LocalFileSystem(), "md5", dry_run=True)
+        return str(obj.hash_info.value), "dvc-md5"
+    except Exception:  # dvc_data is an optional fast path; the fallback is exact too
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+            with f.open("rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        return f"sha256:{h.hexdigest()}", "sha256"
+
+
+def git_commit() -> tuple[str, bool]:
+    """(commit, dirty) of the code that trains; ("unknown", False) outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(_REPO), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+        return head, bool(status)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+# ----------------------------------------------------------------------------- tracking
+
+
+def _flat_params(config: dict[str, Any], args: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in config.items():
+        if k == "hparams":
+            out.update({f"hparams.{hk}": json.dumps(hv) for hk, hv in v.items()})
+        else:
+            out[k] = str(v)
+    for k in ("num_steps", "eval_every", "save_every", "keep_last", "device", "init_from"):
+        if k in args:
+            out[k] = str(args[k])
+    out["world_size"] = os.environ.get("WORLD_SIZE", "1")
+    return {k: v[:6000] for k, v in out.items()}
+
+
+class Tracker:
+    """One MLflow run of one training (reopened when the training resumes)."""
+
+    def __init__(self, mlflow_client: Any, run_id: str, config: dict[str, Any]) -> None:
+        self.client, self.run_id, self.config = mlflow_client, run_id, config
+
+    @classmethod
+    def open(
+        cls, config: dict[str, Any], args: dict[str, Any], resume_run_id: str | None = None
+    ) -> Tracker:
+        """Reopen ``resume_run_id`` if this store has it, else create a run in the family's
+        experiment with every param and the data-version / git tags."""
+        c = client(create=True)
+        MlflowException = _mlflow_error()
+        if resume_run_id:
+            try:
+                c.get_run(resume_run_id)
+                c.update_run(resume_run_id, status="RUNNING")
+                return cls(c, resume_run_id, config)
+            except MlflowException:
+                pass  # another store: start a fresh run below
+        experiment = c.get_experiment_by_name(config["family"])
+        if experiment is not None:
+            exp_id = experiment.experiment_id
+        else:
+            try:
+                exp_id = c.create_experiment(config["family"])
+            except MlflowException:  # created by a concurrent training meanwhile
+                exp_id = c.get_experiment_by_name(config["family"]).experiment_id
+        commit, dirty = git_commit()
+        tags = {
+            "variant": config["variant"],
+            "example_set": config.get("example_set", ""),
+            "data_version": config.get("data_version", ""),
+            "data_version_source": config.get("data_version_source", ""),
+            "git_commit": commit,
+            "git_dirty": str(dirty).lower(),
+            "mlflow.source.name": "modeling.train",
+        }
+        run = c.create_run(
+            exp_id, run_name=f"{config['variant']}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags
+        )
+        from mlflow.entities import Param
+
+        params = [Param(k, v) for k, v in _flat_params(config, args).items()]
+        for i in range(0, len(params), 90):
+            c.log_batch(run.info.run_id, params=params[i : i + 90])
+        return cls(c, run.info.run_id, config)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(k, float(v), now, int(step))
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def finish(
+        self, output: Path, final: dict[str, Any], evaluate_other: Callable[[EventRNN], float]
+    ) -> dict[str, Any]:
+        """Log artifacts, register the best checkpoint as a new version, end the run.
+
+        Idempotent: re-running a finished training does not register a second version (one
+        resumed with more ``--num-steps`` does: its weights are new).
+        """
+        run = self.client.get_run(self.run_id)
+        done = run.data.tags.get(_REGISTERED_TAG)
+        if done and json.loads(done).get("step") == int(final["step"]):
+            self.client.set_terminated(self.run_id, "FINISHED")
+            return json.loads(done)  # re-run of a finished training: nothing new to register
+        best = output / "checkpoints" / ckpt.BEST
+        # A version's files must never change: a training extended after registering logs its
+        # new weights beside the first ones instead of over them.
+        artifact = "model" if not done else f"model-step{int(final['step'])}"
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = Path(tmp) / "model"
+            model_dir.mkdir()
+            shutil.copyfile(best, model_dir / "model.pt")
+            (model_dir / "config.json").write_text(
+                json.dumps(self.config, indent=2, sort_keys=True)
+            )
+            self.client.log_artifacts(self.run_id, str(model_dir), artifact)
+        for name in ("config.json", "metrics.json", "loss_curve.csv", "loss_curve.png"):
+            if (output / name).is_file():
+                self.client.log_artifact(self.run_id, str(output / name))
+        best_loss = float(final["best"]["eval_loss"])
+        self.log_metrics({"best_eval_loss": best_loss}, int(final["step"]))
+        result = register(
+            self.client,
+            self.config["variant"],
+            self.run_id,
+            f"{run.info.artifact_uri}/{artifact}",
+            best_loss,
+            self.config,
+            int(final["best"]["step"]),
+            evaluate_other,
+        )
+        result["step"] = int(final["step"])
+        self.client.set_tag(self.run_id, _REGISTERED_TAG, json.dumps(result))
+        self.client.set_terminated(self.run_id, "FINISHED")
+        return result
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def register(
+    c: Any,
+    name: str,
+    run_id: str,
+    source: str,
+    eval_loss: float,
+    config: dict[str, Any],
+    best_step: int,
+    evaluate_other: Callable[[EventRNN], float],
+) -> dict[str, Any]:
+    """Create a version of registered model ``name``; move ``champion`` if it wins (see module
+    docstring for the rule). Returns what happened."""
+    MlflowException = _mlflow_error()
+    try:
+        c.get_registered_model(name)
+    except MlflowException:
+        with contextlib.suppress(MlflowException):  # created concurrently: fine
+            c.create_registered_model(name, description=f"motif variant {name}")
+    tags = {
+        "eval_loss": repr(eval_loss),
+        "data_version": config.get("data_version", ""),
+        "example_set": config.get("example_set", ""),
+        "event_space": config.get("event_space", ""),
+        "best_step": str(best_step),
+    }
+    mv = c.create_model_version(name, source=source, run_id=run_id, tags=tags)
+    champion_loss: float | None = None
+    try:
+        champ = c.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champ = None
+    if champ is None:
+        wins, rule = True, "no champion yet"
+    elif champ.tags.get("data_version") == config.get("data_version"):
+        champion_loss = float(champ.tags.get("eval_loss", "inf"))
+        wins, rule = eval_loss < champion_loss, "same data version: recorded eval losses"
+    else:
+        try:
+            model, _, _ = load_generator_model(f"models:/{name}/{champ.version}")
+            champion_loss = float(evaluate_other(model))
+            wins = eval_loss < champion_loss
+            rule = "other data version: champion re-evaluated on this run's eval split"
+        except (RegistryError, ckpt.CheckpointError) as exc:
+            wins, rule = True, f"champion v{champ.version} unloadable ({exc})"
+    if wins:
+        c.set_registered_model_alias(name, CHAMPION, mv.version)
+    c.set_model_version_tag(
+        name, mv.version, "champion_decision", f"{'won' if wins else 'lost'}: {rule}"
+    )
+    if champion_loss is not None:
+        c.set_model_version_tag(
+            name, mv.version, "champion_eval_loss_compared", repr(champion_loss)
+        )
+    return {
+        "name": name,
+        "version": int(mv.version),
+        "champion": bool(wins),
+        "rule": rule,
+        "eval_loss": eval_loss,
+        "previous_champion_loss": champion_loss,
+        "previous_champion": int(champ.version) if champ is not None else None,
+    }
+
+
+def _version_of(c: Any, uri: str) -> Any:
+    """ModelVersion of ``models:/<name>@<alias>`` or ``models:/<name>/<version|latest>``."""
+    MlflowException = _mlflow_error()
+    body = uri.removeprefix("models:/")
+    try:
+        if "/" in body:
+            name, ref = body.split("/", 1)
+            if ref.isdigit():
+                return c.get_model_version(name, ref)
+            if ref.lower() == LATEST:
+                return c.get_model_version_by_alias(name, LATEST)
+            raise RegistryError(f"{uri}: use models:/<name>@<alias> or models:/<name>/<version>")
+        if "@" in body:
+            name, alias = body.rsplit("@", 1)
+            return c.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise RegistryError(f"{uri}: {exc.message.splitlines()[0]}") from None
+    raise RegistryError(f"{uri}: use models:/<name>@<alias> or models:/<name>/<version>")
+
+
+def resolve_model_file(uri: str) -> Path:
+    """Local path of the ``model.pt`` a registry (``models:/``) or run (``runs:/``) URI names."""
+    import mlflow
+
+    c = client()
+    MlflowException = _mlflow_error()
+    if uri.startswith("models:/"):
+        source = _version_of(c, uri).source
+    elif uri.startswith("runs:/"):
+        source = uri
+    else:
+        raise RegistryError(f"not a models:/ or runs:/ URI: {uri}")
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source))
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"{uri}: cannot fetch artifacts ({str(exc).splitlines()[0]})") from None
+    path = local / "model.pt" if local.is_dir() else local
+    if not path.is_file():
+        raise RegistryError(f"{uri}: no model.pt in {source}")
+    return path
+
+
+def load_generator_model(uri: str) -> tuple[EventRNN, VariantConfig, dict[str, Any]]:
+    """A ready model for generation: ``(EventRNN in eval mode, VariantConfig, metadata)``.
+
+    ``uri`` is ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/...`` or a local
+    checkpoint (file, or a training output directory -> its ``checkpoints/best.pt``). Weights are
+    read with ``weights_only=True``; no optimizer or training state is loaded and gradients are
+    off.
+    """
+    meta: dict[str, Any] = {"uri": uri}
+    if uri.startswith(("models:/", "runs:/")):
+        c = client()
+        if uri.startswith("models:/"):
+            mv = _version_of(c, uri)
+            meta.update(
+                {
+                    "name": mv.name,
+                    "version": int(mv.version),
+                    "aliases": list(mv.aliases or []),
+                    "run_id": mv.run_id,
+                    "tags": dict(mv.tags or {}),
+                }
+            )
+        path = resolve_model_file(uri)
+    else:
+        path = Path(uri)
+        if path.is_dir():
+            path = next(
+                (
+                    p
+                    for p in (path / "checkpoints" / ckpt.BEST, path / ckpt.BEST, path / "model.pt")
+                    if p.is_file()
+                ),
+                path / ckpt.BEST,
+            )
+    model, cfg, payload = ckpt.load_model(path)
+    model.requires_grad_(False)
+    config = ckpt.config_of(payload)
+    meta.update(
+        {
+            "path": str(path),
+            "config": config,
+            "step": int(payload.get("step", -1)),
+            "metrics": dict(payload.get("metrics", {})),
+            "data_version": config.get("data_version", ""),
+        }
+    )
+    return model, cfg, meta
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def list_models(name: str | None = None) -> Iterator[dict[str, Any]]:
+    """One dict per registered model version (newest model versions first)."""
+    c = client()
+    models = c.search_registered_models(filter_string=f"name = '{name}'" if name else None)
+    for rm in sorted(models, key=lambda m: m.name):
+        versions = c.search_model_versions(f"name = '{rm.name}'")
+        newest = max((int(v.version) for v in versions), default=0)
+        by_version: dict[int, list[str]] = {}  # search results do not carry aliases
+        for alias, version in (c.get_registered_model(rm.name).aliases or {}).items():
+            by_version.setdefault(int(version), []).append(alias)
+        for v in sorted(versions, key=lambda v: -int(v.version)):
+            aliases = sorted(by_version.get(int(v.version), []))
+            if int(v.version) == newest:
+                aliases = [LATEST, *aliases]
+            yield {
+                "name": rm.name,
+                "version": int(v.version),
+                "aliases": aliases,
+                "eval_loss": v.tags.get("eval_loss", ""),
+                "data_version": v.tags.get("data_version", ""),
+                "example_set": v.tags.get("example_set", ""),
+                "champion_decision": v.tags.get("champion_decision", ""),
+                "run_id": v.run_id,
+            }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m modeling.registry", description="List registered motif models and versions."
+    )
+    parser.add_argument("--name", help="only this registered model (variant)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per version")
+    args = parser.parse_args(argv)
+    try:
+        rows = list(list_models(args.name))
+    except RegistryError as exc:
+        print(f"registry: {exc}", file=sys.stderr)
+        return 2
+    except _mlflow_error() as exc:
+        print(f"registry: {exc.message.splitlines()[0]}", file=sys.stderr)
+        return 2
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    print(f"tracking URI: {tracking_uri()}")
+    if not rows:
+        print("no registered models")
+        return 0
+    header = ("model", "ver", "aliases", "eval_loss", "example_set", "data_version", "run")
+    table = [header] + [
+        (
+            r["name"],
+            str(r["version"]),
+            ",".join(r["aliases"]) or "-",
+            f"{float(r['eval_loss']):.4f}" if r["eval_loss"] else "-",
+            r["example_set"] or "-",
+            (r["data_version"] or "-")[:20],
+            r["run_id"][:8],
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
