@@ -17,6 +17,7 @@ the cache already holds. Flows:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,17 +28,29 @@ from prefect import flow, get_run_logger, task
 from pipelines.params import load_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STAGE_GROUPS = ("ingest", "ingest_music21", "examples", "train", "finetune", "generate", "evaluate")
+STAGE_GROUPS = (
+    "ingest",
+    "ingest_music21",
+    "examples",
+    "train",
+    "finetune",
+    "generate",
+    "gallery",
+    "evaluate",
+)
 
 
 def _stage_names(repo: Any) -> list[str]:
-    return [stage.addressing for stage in repo.index.stages]
+    # ``stage.name`` (``train@basic_rnn``), not ``addressing``, which is relative to the cwd
+    return [stage.name for stage in repo.index.stages]
 
 
 def _targets(repo: Any, groups: Iterable[str]) -> list[str]:
     """Stage addresses (``train@basic_rnn``) of the given groups that exist in dvc.yaml."""
     wanted = set(groups)
-    return [name for name in _stage_names(repo) if name.split("@", 1)[0] in wanted or name in wanted]
+    return [
+        name for name in _stage_names(repo) if name.split("@", 1)[0] in wanted or name in wanted
+    ]
 
 
 @task(retries=2, retry_delay_seconds=10, log_prints=True)
@@ -47,7 +60,8 @@ def repro(targets: list[str], root: str = str(REPO_ROOT), force: bool = False) -
 
     logger = get_run_logger()
     start = time.perf_counter()
-    with Repo(root) as repo:
+    # DVC resolves targets and stage paths against the cwd: work from the project root
+    with contextlib.chdir(root), Repo(root) as repo:
         present = set(_stage_names(repo))
         missing = [t for t in targets if t not in present and t not in STAGE_GROUPS]
         if missing:
@@ -57,7 +71,7 @@ def repro(targets: list[str], root: str = str(REPO_ROOT), force: bool = False) -
             logger.info("nothing to reproduce for %s", targets)
             return []
         ran = repo.reproduce(targets=chosen, force=force, single_item=force)
-    names = [stage.addressing for stage in ran]
+    names = [stage.name for stage in ran]
     logger.info(
         "reproduced %d stage(s) in %.1f s: %s",
         len(names),
@@ -125,8 +139,16 @@ def finetune(variant: str, example_set: str, root: str, num_steps: int) -> dict[
     if code != 0:
         raise RuntimeError(f"fine-tuning {variant} failed with exit code {code}")
     metrics = json.loads((out / "metrics.json").read_text())
-    logger.info("fine-tuned %s: %s", variant, metrics)
-    return metrics
+    registry = json.loads((out / "registry.json").read_text())
+    logger.info(
+        "fine-tuned %s: eval loss %.4f -> version %s, %s (%s)",
+        variant,
+        metrics["eval"]["loss"],
+        registry["version"],
+        "promoted to champion" if registry["champion"] else "champion kept",
+        registry["rule"],
+    )
+    return {**metrics, "registry": registry, "promoted": registry["champion"]}
 
 
 @flow(name="refresh", log_prints=True)
@@ -140,7 +162,9 @@ def refresh(root: str = str(REPO_ROOT)) -> dict[str, Any]:
     )
     changed = [name.split("@", 1)[1] for name in ran if name.startswith("ingest@")]
     if not changed:
-        logger.info("no new files in %s", ", ".join(str(p) for p in inboxes.values()) or "any inbox")
+        logger.info(
+            "no new files in %s", ", ".join(str(p) for p in inboxes.values()) or "any inbox"
+        )
         return {"ingested": [], "example_sets": [], "finetuned": {}}
     sets, variants = affected(params, changed)
     repro.with_options(name="repro-examples")([f"examples@{s}" for s in sets], root)
@@ -157,4 +181,5 @@ def refresh(root: str = str(REPO_ROOT)) -> dict[str, Any]:
 @flow(name="generate", log_prints=True)
 def generate(root: str = str(REPO_ROOT)) -> list[str]:
     """Batch generation from the current champions (always re-run: champions move)."""
-    return repro.with_options(name="repro-generate")(["generate"], root, force=True)
+    ran = repro.with_options(name="repro-generate")(["generate"], root, force=True)
+    return ran + repro.with_options(name="repro-gallery")(["gallery"], root)

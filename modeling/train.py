@@ -907,6 +907,10 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
 
                 result = tracker.finish(spec.output, final, evaluate_other)
                 final["registry"] = result
+                # beside the weights: which registry version this run became, and the gate's verdict
+                ckpt.atomic_write_bytes(
+                    spec.output / "registry.json", json.dumps(result, indent=2).encode()
+                )
                 _say(
                     None,
                     f"registered {result['name']} version {result['version']}"

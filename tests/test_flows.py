@@ -33,7 +33,7 @@ def _melody_midi(path: Path, seed: int, bars: int = 12) -> None:
     t = 0.0
     for i in range(bars * 8):  # eighth notes
         pitch = scale[(i * (seed + 3) + i // 5) % len(scale)]
-        inst.notes.append(pretty_midi.Note(velocity=90, pitch=pitch, start=t, end=t + 0.25))
+        inst.notes.append(pretty_midi.Note(velocity=60 + seed, pitch=pitch, start=t, end=t + 0.25))
         t += 0.25
     pm.instruments.append(inst)
     pm.write(str(path))
@@ -112,9 +112,9 @@ def _registry_versions(project: Path, name: str) -> tuple[list[str], dict[str, s
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlruns/mlflow.db")
-    versions = sorted(v.version for v in client.search_model_versions(f"name='{name}'"))
+    versions = sorted(str(v.version) for v in client.search_model_versions(f"name='{name}'"))
     aliases = client.get_registered_model(name).aliases
-    return versions, dict(aliases)
+    return versions, {k: str(v) for k, v in aliases.items()}
 
 
 def test_rebuild_then_refresh(project: Path, flow_env: None, harness: None) -> None:
