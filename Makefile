@@ -10,7 +10,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 export MLFLOW_TRACKING_URI ?= sqlite:///mlruns/mlflow.db
 export GIT_PYTHON_REFRESH := quiet
-export PATH := $(CURDIR)/$(BIN):$(PATH)   # DVC stage commands run `python` from the venv
+# DVC stage commands run `python`: the venv's
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test studio lint env system clean-data lock
 

@@ -183,3 +183,33 @@ def generate(root: str = str(REPO_ROOT)) -> list[str]:
     """Batch generation from the current champions (always re-run: champions move)."""
     ran = repro.with_options(name="repro-generate")(["generate"], root, force=True)
     return ran + repro.with_options(name="repro-gallery")(["gallery"], root)
+
+
+FLOWS = {"rebuild": rebuild, "refresh": refresh, "generate": generate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.pipeline rebuild|refresh|generate``: run one flow now, by hand."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.pipeline", description="Run one motif flow now (see flows.serve)."
+    )
+    parser.add_argument("flow", choices=sorted(FLOWS), help="which flow to run")
+    parser.add_argument("--root", default=str(REPO_ROOT), help="the motif project (dvc.yaml)")
+    args = parser.parse_args(argv)
+    if not (Path(args.root) / "dvc.yaml").is_file():
+        print(f"flows: no dvc.yaml in {args.root}", file=sys.stderr)
+        return 2
+    state = FLOWS[args.flow](root=args.root, return_state=True)
+    if state.is_failed():
+        print(f"flows: {args.flow} failed: {state.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(state.result(), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1610,7 +1610,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"evaluate: {message}", file=sys.stderr, flush=True)
 
     sets = Sets(settings.examples_root)
-    results = [evaluate_model(name, uri, settings, sets, say) for name, uri in champions]
+    cache = ResultCache(Path(args.cache), settings) if args.cache else None
+    results = []
+    for name, uri in champions:
+        hit = cache.get(name, uri) if cache else None
+        if hit is not None:
+            say(f"{name}: unchanged model, data and settings; reusing its evaluation")
+            results.append(hit)
+            continue
+        result = evaluate_model(name, uri, settings, sets, say)
+        if cache:
+            cache.put(name, uri, result)
+        results.append(result)
+    if cache:
+        cache.prune({r.name for r in results})
     evaluated = {r.name for r in results}
     missing = sorted(v for v in settings.variant_sets if v not in evaluated) if not names else []
     files = write_outputs(results, settings, missing, output)
@@ -1619,6 +1632,79 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "outputs": files,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+class ResultCache:
+    """Per-variant results kept between runs, keyed by what decides them.
+
+    The stage re-runs when any variant changes (it reports on all of them); a variant whose
+    registry version, eval data, settings and evaluation code are unchanged is not evaluated
+    again. Entries are JSON (no pickle): ``<dir>/<variant>.json`` = {key, result}.
+    """
+
+    CODE = ("evaluate.py", "musicstats.py", "generate.py", "model.py")
+
+    def __init__(self, root: Path, settings: Settings) -> None:
+        import hashlib
+
+        self.root = root
+        digest = hashlib.sha256(repr(settings).encode())
+        here = Path(__file__).resolve().parent
+        for name in self.CODE:
+            digest.update((here / name).read_bytes())
+        for path in sorted(Path(settings.examples_root).glob("*/eval-*.parquet")):
+            digest.update(str(path.relative_to(settings.examples_root)).encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        for path in sorted(Path(settings.examples_root).glob("*/meta.json")):
+            digest.update(path.read_bytes())
+        self.base = digest.hexdigest()
+
+    def _key(self, name: str, uri: str) -> str | None:
+        from modeling import registry
+
+        try:
+            mv = registry._version_of(registry.client(), uri)
+        except registry.RegistryError:
+            return None
+        return f"{self.base}:{name}:{mv.version}:{mv.run_id}"
+
+    def get(self, name: str, uri: str) -> Result | None:
+        path = self.root / f"{name}.json"
+        key = self._key(name, uri)
+        if key is None or not path.is_file():
+            return None
+        try:
+            entry = json.loads(path.read_text())
+            return Result(**entry["result"]) if entry.get("key") == key else None
+        except (ValueError, TypeError, KeyError):
+            return None  # an old or damaged entry: evaluate again
+
+    def put(self, name: str, uri: str, result: Result) -> None:
+        from dataclasses import asdict
+
+        key = self._key(name, uri)
+        if key is None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"key": key, "result": asdict(result)}, default=_jsonable)
+        tmp = self.root / f".{name}.json.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.root / f"{name}.json")
+
+    def prune(self, keep: set[str]) -> None:
+        for path in self.root.glob("*.json") if self.root.is_dir() else ():
+            if path.stem not in keep:
+                path.unlink()
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1663,6 +1749,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="generated samples per variant and control request, e.g. 4",
     )
     p.add_argument("--seed", type=int, default=None, help="sampling seed, e.g. 1234")
+    p.add_argument(
+        "--cache",
+        default=None,
+        help="keep per-variant results here and reuse those whose model, data, settings and "
+        "code are unchanged, e.g. data/reports/cache",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 

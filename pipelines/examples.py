@@ -54,6 +54,10 @@ class ExampleSetSpec:
     augment_eval: bool = False
     num_shards: int = 2
     splits: tuple[str, ...] = ("train", "eval")  # ("eval",): an eval-only set (cross-corpus)
+    # "file": every tune of one source file on one side (the leak-free default); "tune": each
+    # tune of a multi-tune ABC book on its own (books of unrelated tunes; all of one tune's chunks
+    # and transpositions still stay on one side)
+    split_by: str = "file"
 
     @classmethod
     def from_params(cls, name: str, params: dict[str, Any]) -> ExampleSetSpec:
@@ -64,7 +68,7 @@ class ExampleSetSpec:
         item = dict(sets[name])
         known = {
             "family", "corpora", "extract", "extract_by_corpus", "eval_ratio", "seed",
-            "augment_eval", "num_shards", "splits",
+            "augment_eval", "num_shards", "splits", "split_by",
         }  # fmt: skip
         bad = sorted(set(item) - known)
         if bad:
@@ -84,7 +88,13 @@ class ExampleSetSpec:
             augment_eval=bool(item.get("augment_eval", common.get("augment_eval", False))),
             num_shards=int(item.get("num_shards", common.get("num_shards", 2))),
             splits=tuple(item.get("splits") or ("train", "eval")),
+            split_by=str(item.get("split_by", common.get("split_by", "file"))),
         )
+        if spec.split_by not in SPLIT_UNITS:
+            raise ParamsError(
+                f"example_sets.{name}.split_by: choose from {', '.join(SPLIT_UNITS)}; "
+                f"got {spec.split_by!r}"
+            )
         if not set(spec.splits) <= {"train", "eval"} or not spec.splits:
             raise ParamsError(
                 f"example_sets.{name}.splits: choose from train, eval; got {list(spec.splits)}"
@@ -103,14 +113,18 @@ class ExampleSetSpec:
         return spec
 
 
+SPLIT_UNITS = ("file", "tune")
+
+
 def source_file_id(notesequence_id: str) -> str:
     """The id of the *file* a NoteSequence came from (tunes of one ABC file share a split)."""
     return notesequence_id.split("#", 1)[0]
 
 
-def split_of(source_id: str, seed: int, eval_ratio: float) -> str:
-    """Seeded, order-independent train/eval assignment of a source file."""
-    digest = hashlib.sha256(f"{seed}\x00{source_file_id(source_id)}".encode()).digest()
+def split_of(source_id: str, seed: int, eval_ratio: float, split_by: str = "file") -> str:
+    """Seeded, order-independent train/eval assignment of a source file (or of one tune)."""
+    unit = source_file_id(source_id) if split_by == "file" else source_id
+    digest = hashlib.sha256(f"{seed}\x00{unit}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2.0**64
     return "eval" if u < eval_ratio else "train"
 
@@ -118,13 +132,13 @@ def split_of(source_id: str, seed: int, eval_ratio: float) -> str:
 class AssignSplit(beam.PTransform):
     """Tag each NoteSequence row with its split, before any extraction or augmentation."""
 
-    def __init__(self, seed: int, eval_ratio: float) -> None:
+    def __init__(self, seed: int, eval_ratio: float, split_by: str = "file") -> None:
         super().__init__()
-        self.seed, self.eval_ratio = seed, eval_ratio
+        self.seed, self.eval_ratio, self.split_by = seed, eval_ratio, split_by
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
-        seed, ratio = self.seed, self.eval_ratio
-        return rows | "Tag" >> beam.Map(lambda r: (split_of(r["id"], seed, ratio), r))
+        seed, ratio, unit = self.seed, self.eval_ratio, self.split_by
+        return rows | "Tag" >> beam.Map(lambda r: (split_of(r["id"], seed, ratio, unit), r))
 
 
 class _ExtractFn(beam.DoFn):
@@ -229,7 +243,7 @@ class ReadNoteSequences(beam.PTransform):
 def build(pipeline: beam.Pipeline, spec: ExampleSetSpec, ingest_root: str, output: str) -> None:
     """Attach the example-set pipeline to ``pipeline``."""
     rows = pipeline | "ReadNoteSequences" >> ReadNoteSequences(ingest_root, spec.corpora)
-    tagged = rows | "AssignSplit" >> AssignSplit(spec.seed, spec.eval_ratio)
+    tagged = rows | "AssignSplit" >> AssignSplit(spec.seed, spec.eval_ratio, spec.split_by)
     if set(spec.splits) != {"train", "eval"}:
         keep = set(spec.splits)
         tagged = tagged | "KeepSplits" >> beam.Filter(lambda kv: kv[0] in keep)
@@ -337,6 +351,7 @@ def run(
         "seed": spec.seed,
         "augment_eval": spec.augment_eval,
         "splits": list(spec.splits),
+        "split_by": spec.split_by,
         "extract": cfg_dict,
     }
     write_json(FileSystems.join(output, "meta.json"), meta)

@@ -49,7 +49,9 @@ def use(name: str, params_path: Path = Path("params.yaml")) -> bool:
     """Copy profile ``name``'s sections into ``params_path``; returns whether anything changed."""
     source = PROFILES_DIR / f"{name}.yaml"
     if not source.is_file():
-        raise SystemExit(f"profile: unknown profile {name!r}; available: {', '.join(available())}")
+        print(f"profile: unknown profile {name!r}; available: {', '.join(available())}",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
     y = _yaml()
     params = y.load(params_path.read_text())
     profile = y.load(source.read_text())
@@ -82,10 +84,12 @@ def summary() -> str:
     """Where the results of the last ``dvc repro`` are, in a few lines."""
     lines = ["", "motif: results"]
     for label, path in (
-        ("generated samples", "data/generated/index.html"),
+        ("gallery (open me)", "data/gallery/index.html"),
+        ("generated samples", "data/generated/<request>/ (MIDI, PNG, WAV, JSON)"),
         ("evaluation report", "data/reports/report.md"),
-        ("example-set metrics", "data/examples/*/metrics.json"),
-        ("training metrics", "data/models/*/metrics.json"),
+        ("ingest metrics", "data/metrics/ingest/*.json"),
+        ("example-set metrics", "data/metrics/examples/*.json"),
+        ("training metrics", "data/metrics/train/*.json (loss curves: data/models/*/)"),
     ):
         lines.append(f"  {label:22s} {path}")
     uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db")

@@ -297,6 +297,31 @@ def test_same_seed_same_report(in_store: dict, report: Path, tmp_path: Path) -> 
     assert other["basic_rnn"]["generated"] != one["basic_rnn"]["generated"]
 
 
+def test_cache_reuses_only_unchanged_variants(
+    in_store: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """A second run with the cache reuses each variant's result (same report); a changed
+    setting or a new registry version evaluates again."""
+    base = ["--params", str(in_store["params"]), "--models", "basic_rnn", "polyphony"]
+    cache = ["--cache", str(tmp_path / "cache")]
+    assert E.main(["--output", str(tmp_path / "a"), *base, *cache]) == 0
+    assert sorted(p.name for p in (tmp_path / "cache").glob("*.json")) == [
+        "basic_rnn.json", "polyphony.json"
+    ]  # fmt: skip
+    capsys.readouterr()
+    assert E.main(["--output", str(tmp_path / "b"), *base, *cache]) == 0
+    err = capsys.readouterr().err
+    assert err.count("reusing its evaluation") == 2, err
+    for name in ("summary.json", "summary.csv", "report.md"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text(), name
+    # another seed is another setting: evaluated again, not served from the cache
+    assert E.main(["--output", str(tmp_path / "c"), *base, *cache, "--seed", "9"]) == 0
+    assert "reusing" not in capsys.readouterr().err
+    # only the named models stay in the cache
+    assert E.main(["--output", str(tmp_path / "d"), *base[:4], *cache, "--seed", "9"]) == 0
+    assert [p.name for p in (tmp_path / "cache").glob("*.json")] == ["basic_rnn.json"]
+
+
 # ============================================================================ helpers
 
 

@@ -1,0 +1,57 @@
+"""Profiles: `python -m pipelines.profile use NAME` swaps params.yaml's profile sections only."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import profile
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(REPO)  # profiles/ is read from the project root, as make does
+    path = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", path)
+    return path
+
+
+def test_switching_profiles_keeps_shared_knobs_and_is_lossless(params: Path) -> None:
+    before = yaml.safe_load(params.read_text())
+    assert profile.use("full", params)
+    full = yaml.safe_load(params.read_text())
+    wanted = yaml.safe_load((REPO / "profiles" / "full.yaml").read_text())
+    for key in profile.PROFILE_KEYS:
+        assert full.get(key) == wanted.get(key), key
+    shared = set(before) - set(profile.PROFILE_KEYS)
+    assert shared >= {"beam", "ingest", "examples", "schedules", "data_root"}
+    assert {k: full[k] for k in shared} == {k: before[k] for k in shared}
+    assert profile.use(before["profile"], params)
+    assert yaml.safe_load(params.read_text()) == before
+    assert not profile.use(before["profile"], params)  # already active: nothing to write
+
+
+def test_every_profile_names_only_profile_keys() -> None:
+    for path in sorted((REPO / "profiles").glob("*.yaml")):
+        assert set(yaml.safe_load(path.read_text())) <= set(profile.PROFILE_KEYS), path.name
+
+
+def test_cli_unknown_profile_is_one_line_exit_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.profile", "use", "nope"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "profile: unknown profile 'nope'; available: default, full"
+
+
+def test_summary_points_at_the_outputs() -> None:
+    text = profile.summary()
+    for where in ("data/gallery/index.html", "data/reports/report.md", "mlflow ui"):
+        assert where in text
