@@ -23,15 +23,43 @@ of length ``>= T + 1`` and returns ``T`` feature rows.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 from note_seq.protobuf import music_pb2
 
-Cond = Mapping[str, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+
+class _LazyModule:
+    """Stands in for a module until first use, then imports it and puts it in its place.
+
+    A Beam worker imports a family only to extract examples (note-seq, numpy); the encodings need
+    torch, whose import costs more than a second in every worker process.
+    """
+
+    def __init__(self, name: str, namespace: dict[str, Any], alias: str) -> None:
+        self._name, self._namespace, self._alias = name, namespace, alias
+
+    def __getattr__(self, attr: str) -> Any:
+        module = importlib.import_module(self._name)
+        self._namespace[self._alias] = module  # later lookups in that module skip this proxy
+        return getattr(module, attr)
+
+
+def lazy_import(name: str, namespace: dict[str, Any], alias: str | None = None) -> Any:
+    """``torch = lazy_import("torch", globals())``: imported when first touched."""
+    return _LazyModule(name, namespace, alias or name)
+
+
+if not TYPE_CHECKING:
+    torch = lazy_import("torch", globals())
+
+Cond = Mapping[str, "torch.Tensor"]
 """Per-step conditioning tensors, each shaped (B, T_cond) (or (B, T_cond, k)), keyed by name."""
 
 

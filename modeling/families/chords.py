@@ -86,12 +86,16 @@ def chord_columns(figures: Sequence[str]) -> dict[str, np.ndarray]:
     Raises ChordColumnError (a ValueError) naming the first symbol note-seq cannot parse and
     its position, so that a bad primer or a bad source file is reported in one line.
     """
-    rows = np.empty((len(figures), 4), dtype=np.int64)
-    for i, figure in enumerate(figures):
+    distinct = list(dict.fromkeys(figures))  # a lead sheet holds few chords over many steps
+    table = np.empty((len(distinct), 4), dtype=np.int64)
+    for j, figure in enumerate(distinct):
         try:
-            rows[i] = figure_columns(figure)
+            table[j] = figure_columns(figure)
         except chord_symbols_lib.ChordSymbolError as err:
+            i = list(figures).index(figure)
             raise ChordColumnError(f"bad chord symbol {figure!r} at position {i}: {err}") from None
+    code = {figure: j for j, figure in enumerate(distinct)}
+    rows = table[np.fromiter(map(code.__getitem__, figures), np.int64, len(figures))]
     return {
         name: rows[:, j].astype(dtype) for j, (name, dtype) in enumerate(COLUMN_DTYPES.items())
     }

@@ -32,16 +32,30 @@ import dataclasses
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from note_seq import constants, events_lib, melodies_lib, sequences_lib
 from note_seq.protobuf import music_pb2
 
-from modeling.families.base import Cond, Dropped, Encoding, Extracted, HParams, VariantConfig
+from modeling.families.base import (
+    Cond,
+    Dropped,
+    Encoding,
+    Extracted,
+    HParams,
+    VariantConfig,
+    lazy_import,
+)
 from modeling.families.onehot import OneHot
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = lazy_import("torch", globals())
+    F = lazy_import("torch.nn.functional", globals(), "F")
+
 
 NAME = "melody"
 

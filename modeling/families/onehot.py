@@ -8,11 +8,17 @@ encodings wrap it (see ``base.py`` for the alignment rule).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+from modeling.families.base import Cond, lazy_import
 
-from modeling.families.base import Cond
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = lazy_import("torch", globals())
+    F = lazy_import("torch.nn.functional", globals(), "F")
+
 
 
 @dataclass(frozen=True)

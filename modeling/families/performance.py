@@ -29,18 +29,24 @@ import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from note_seq import constants, performance_controls, performance_lib, sequences_lib
 from note_seq.performance_encoder_decoder import PerformanceOneHotEncoding
 from note_seq.protobuf import music_pb2
 
-from modeling.families.base import Cond, Dropped, Extracted, HParams, VariantConfig
+from modeling.families.base import Cond, Dropped, Extracted, HParams, VariantConfig, lazy_import
 from modeling.families.onehot import OneHot
 from modeling.families.polyphony import primer_from_melody, primer_from_pitches
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = lazy_import("torch", globals())
+    F = lazy_import("torch.nn.functional", globals(), "F")
+
 
 NAME = "performance"
 
@@ -442,10 +448,12 @@ class ControlledPerformance:
             out[..., col:col + 12] = normalise_histogram(h.double()).to(out.dtype)
 
     def control_inputs(self, cond: Cond, start: int, length: int,
-                       dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """Encoded controls of positions ``start .. start + length - 1`` (B, length, size)."""
+                       dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Encoded controls of positions ``start .. start + length - 1`` (B, length, size);
+        float64 unless ``dtype`` says otherwise."""
         self._check_cond(cond, start + length)
         ref = cond["note_density" if self.density else "pitch_histogram"]
+        dtype = torch.float64 if dtype is None else dtype
         out = torch.zeros((ref.shape[0], length, self.control_size), dtype=dtype,
                           device=ref.device)
         self._fill_controls(out, cond, start)
@@ -571,6 +579,7 @@ def to_note_sequence(
     program: int | None = None,
     max_note_duration: float | None = MAX_NOTE_DURATION_SECONDS,
 ) -> music_pb2.NoteSequence:
+
     """Notes of stored performance events via note-seq's ``Performance.to_sequence``.
 
     NOTE_OFFs without a NOTE_ON are ignored and hanging notes end after ``max_note_duration``

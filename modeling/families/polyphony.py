@@ -27,16 +27,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import note_seq
 import numpy as np
-import torch
 from note_seq import constants, sequences_lib
 from note_seq.protobuf import music_pb2
 
-from modeling.families.base import Dropped, Extracted, HParams, VariantConfig
+from modeling.families.base import Dropped, Extracted, HParams, VariantConfig, lazy_import
 from modeling.families.onehot import OneHot
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch", globals())
+
 
 NAME = "polyphony"
 
@@ -364,6 +369,7 @@ def prepare_primer(
     inject_primer_during_generation: bool = True,
     steps_per_quarter: int = 4,
 ) -> PolyphonyPrimer:
+
     """Starting state for generation from a primer NoteSequence (None = empty primer).
 
     Defaults are Magenta's ``polyphony_rnn_generate`` flags (condition off, injection on).
