@@ -382,9 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         spec = ExampleSetSpec.from_params(args.set, params)
         Path(args.output).mkdir(parents=True, exist_ok=True) if "://" not in args.output else None
-        metrics = run(
-            spec, args.ingest_root, args.output, beam_args, params.get("beam") or {}, args.metrics
-        )
+        beam_params = {
+            **(params.get("beam") or {}),
+            **((params.get("examples") or {}).get("beam") or {}),
+        }
+        metrics = run(spec, args.ingest_root, args.output, beam_args, beam_params, args.metrics)
     except (ParamsError, KeyError) as exc:
         print(f"examples: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2

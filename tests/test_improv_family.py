@@ -275,6 +275,17 @@ def test_memoised_inference_equals_note_seq() -> None:
     assert figures[0] == figures[1] == figures[2] and len(figures[0]) > 3
 
 
+@pytest.mark.parametrize(("key_change", "chord_change"), [(0.001, 0.5), (0.3, 0.05)])
+def test_transition_matrix_is_note_seqs_bit_for_bit(key_change: float, chord_change: float
+                                                    ) -> None:
+    rng = np.random.default_rng(0)
+    dist = rng.random((12, len(chord_inference._CHORDS)))
+    dist /= dist.sum(axis=1, keepdims=True)
+    ours = chords.transition_matrix(dist, key_change, chord_change)
+    theirs = chords._original_transition(dist, key_change, chord_change)
+    assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+
+
 def test_chord_drop_counters() -> None:
     ns = lead_sheet_sequence()
     ns.text_annotations.add(time=16 * STEP, text="E7", annotation_type=CHORD_SYMBOL)
