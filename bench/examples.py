@@ -54,18 +54,16 @@ import copy
 import hashlib
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO, Run, default_data_root, timed
+
 CORPUS = "openewld"
 CORPUS_DIR = "openewld/dataset"  # under the data root
 SETS = {  # motif example set (profiles/full.yaml) -> the Magenta configuration it stands for
@@ -293,27 +291,6 @@ def baseline(set_name: str, ingest_dir: str, seed: int, eval_ratio: float) -> di
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """One timed process: wall seconds, CPU seconds of it and its children, and what it made."""
-
-    wall_s: float
-    cpu_s: float
-    result: dict[str, Any]
-
-
-def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if done.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(command[1:5])} failed: {done.stderr.strip()[-500:]}")
-    return elapsed, cpu, done
-
-
 def read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
@@ -457,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated: melody,leadsheets")
     parser.add_argument(
         "--data-root",
-        default=os.environ.get("MOTIF_SHARED_DATA", str(REPO.parent / "shared" / "data")),
+        default=default_data_root(),
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; the best is used")
     parser.add_argument(

@@ -40,8 +40,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-MAGENTA = {"melody_10x128_seconds": 33.0, "melody_load_seconds": 20.0,
-           "beam_4x2_with_load_seconds": 26.6}
+MAGENTA = {
+    "melody_10x128_seconds": 33.0,
+    "melody_load_seconds": 20.0,
+    "beam_4x2_with_load_seconds": 26.6,
+}
 MELODY_HPARAMS = "batch_size=128,rnn_layer_sizes=[128,128]"
 PERFORMANCE_HPARAMS = "batch_size=16,rnn_layer_sizes=[512,512,512]"
 
@@ -56,14 +59,32 @@ def _bench_train_module():
 
 def _train(variant: str, examples: Path, run: Path, hparams: str, steps: int) -> Path:
     """``modeling.train`` in a subprocess (resumes, so a finished run returns at once)."""
-    cmd = [sys.executable, "-m", "modeling.train", "--variant", variant, "--examples",
-           str(examples), "--output", str(run), "--hparams", hparams, "--num-steps", str(steps),
-           "--eval-every", str(steps), "--no-mlflow", "--quiet"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "modeling.train",
+        "--variant",
+        variant,
+        "--examples",
+        str(examples),
+        "--output",
+        str(run),
+        "--hparams",
+        hparams,
+        "--num-steps",
+        str(steps),
+        "--eval-every",
+        str(steps),
+        "--no-mlflow",
+        "--quiet",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     if proc.returncode != 0:
-        raise SystemExit(f"bench: training {variant} failed: "
-                         f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise SystemExit(
+            f"bench: training {variant} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
+        )
     return run
 
 
@@ -72,8 +93,9 @@ def melody_model(out: Path, steps: int) -> str:
     if not (examples / "meta.json").is_file():
         print("bench: building the OpenEWLD melody set", file=sys.stderr)
         _bench_train_module().build_openewld_set(examples)
-    return str(_train("attention_rnn", examples, out / "generate" / "attention_rnn",
-                      MELODY_HPARAMS, steps))
+    return str(
+        _train("attention_rnn", examples, out / "generate" / "attention_rnn", MELODY_HPARAMS, steps)
+    )
 
 
 def performance_model(out: Path) -> str:
@@ -97,13 +119,27 @@ def performance_model(out: Path) -> str:
         seqs: list[np.ndarray] = []
         for f in files:
             ns = note_seq.midi_file_to_note_sequence(str(f))
-            seqs += [x.events for x in pf.extract(ns, cfg, augment=False)
-                     if isinstance(x, Extracted)]
+            seqs += [
+                x.events for x in pf.extract(ns, cfg, augment=False) if isinstance(x, Extracted)
+            ]
         cut = max(1, len(seqs) // 10)
-        write_events_set(examples, name="pop909_performance", family="performance",
-                         event_space="performance:v32", train=seqs[cut:], eval_=seqs[:cut])
-    return str(_train("performance_with_dynamics", examples,
-                      out / "generate" / "performance_with_dynamics", PERFORMANCE_HPARAMS, 2))
+        write_events_set(
+            examples,
+            name="pop909_performance",
+            family="performance",
+            event_space="performance:v32",
+            train=seqs[cut:],
+            eval_=seqs[:cut],
+        )
+    return str(
+        _train(
+            "performance_with_dynamics",
+            examples,
+            out / "generate" / "performance_with_dynamics",
+            PERFORMANCE_HPARAMS,
+            2,
+        )
+    )
 
 
 def _load(uri: str):
@@ -135,8 +171,13 @@ def main() -> int:
 
     mel_uri = args.melody_model or melody_model(args.out, args.train_steps)
     perf_uri = args.performance_model or performance_model(args.out)
-    result: dict = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
-                                "load_average_1min": round(os.getloadavg()[0], 2)}}
+    result: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "load_average_1min": round(os.getloadavg()[0], 2),
+        }
+    }
 
     # ---------------------------------------------------------------- 10 x 128 melodies
     t0 = time.perf_counter()
@@ -157,16 +198,44 @@ def main() -> int:
             midi_s.append(engine_s[-1] + time.perf_counter() - t1)
             t1 = time.perf_counter()
             stems = [G.output_stem(model.variant, i, k + 1) for k in range(10)]
-            G.write_outputs(Path(tmp) / "all", stems, notes, [{} for _ in stems],
-                            primer_seconds=plan.primer_seconds, audio="none", overwrite=False)
+            G.write_outputs(
+                Path(tmp) / "all",
+                stems,
+                notes,
+                [{} for _ in stems],
+                primer_seconds=plan.primer_seconds,
+                audio="none",
+                overwrite=False,
+            )
             png_s.append(engine_s[-1] + time.perf_counter() - t1)
             t1 = time.perf_counter()
-            G.write_outputs(Path(tmp) / "wav", stems, notes, [{} for _ in stems],
-                            primer_seconds=plan.primer_seconds, audio="wav", overwrite=False)
+            G.write_outputs(
+                Path(tmp) / "wav",
+                stems,
+                notes,
+                [{} for _ in stems],
+                primer_seconds=plan.primer_seconds,
+                audio="wav",
+                overwrite=False,
+            )
             wav_s.append(engine_s[-1] + time.perf_counter() - t1)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "modeling.generate", "--output_dir", tmp, "--num_outputs",
-               "10", "--num_steps", "128", "--seed", "0", "--audio", "none", "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "modeling.generate",
+            "--output_dir",
+            tmp,
+            "--num_outputs",
+            "10",
+            "--num_steps",
+            "128",
+            "--seed",
+            "0",
+            "--audio",
+            "none",
+            "--quiet",
+        ]
         cmd += ["--checkpoint", mel_uri] if Path(mel_uri).exists() else ["--model", mel_uri]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -176,17 +245,21 @@ def main() -> int:
         cli = json.loads(proc.stdout.strip().splitlines()[-1])
     engine = _median(engine_s)
     result["melody_10x128"] = {
-        "variant": model.variant, "hparams": meta["config"]["hparams"],
-        "engine_seconds": engine, "engine_plus_midi_seconds": _median(midi_s),
+        "variant": model.variant,
+        "hparams": meta["config"]["hparams"],
+        "engine_seconds": engine,
+        "engine_plus_midi_seconds": _median(midi_s),
         "engine_plus_midi_png_seconds": _median(png_s),
         "engine_plus_midi_png_wav_seconds": _median(wav_s),
-        "load_seconds": round(load_s, 3), "cli_process_seconds": round(cli_s, 2),
+        "load_seconds": round(load_s, 3),
+        "cli_process_seconds": round(cli_s, 2),
         "cli_generation_seconds": cli["generation_seconds"],
         "steps_per_second_per_melody": round(127 / engine, 1),
         "speedup_vs_magenta": round(MAGENTA["melody_10x128_seconds"] / _median(midi_s), 1),
         "speedup_vs_magenta_engine_only": round(MAGENTA["melody_10x128_seconds"] / engine, 1),
         "speedup_vs_magenta_incl_process_start": round(
-            (MAGENTA["melody_10x128_seconds"] + MAGENTA["melody_load_seconds"]) / cli_s, 1),
+            (MAGENTA["melody_10x128_seconds"] + MAGENTA["melody_load_seconds"]) / cli_s, 1
+        ),
     }
 
     # ---------------------------------------------------------------- beam search
@@ -195,12 +268,14 @@ def main() -> int:
         t0 = time.perf_counter()
         m2, _ = _load(mel_uri)
         t1 = time.perf_counter()
-        _, beam_samples, _ = G.generate(m2, G.Request(num_outputs=1, num_steps=128, seed=i,
-                                                      beam_size=4, branch_factor=2))
+        _, beam_samples, _ = G.generate(
+            m2, G.Request(num_outputs=1, num_steps=128, seed=i, beam_size=4, branch_factor=2)
+        )
         beam_s.append(time.perf_counter() - t0)
         search_s.append(time.perf_counter() - t1)
     result["beam_4x2_1x128"] = {
-        "seconds_with_load": _median(beam_s), "search_seconds": _median(search_s),
+        "seconds_with_load": _median(beam_s),
+        "search_seconds": _median(search_s),
         "log_likelihood": round(beam_samples[0].log_likelihood, 3),
         "speedup_vs_magenta": round(MAGENTA["beam_4x2_with_load_seconds"] / _median(beam_s), 1),
     }

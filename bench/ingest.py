@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import Run, default_data_root, timed
+
 CORPORA = {  # name -> folder under the data root
     "openewld": "openewld/dataset",
     "pop909": "pop909/POP909",
@@ -88,27 +85,6 @@ def baseline(folder: str, fallback: bool = False) -> dict[str, Any]:
     return {"kept": kept, "failed": failed, "notes": notes, "fallbacks": fallbacks}
 
 
-@dataclass
-class Run:
-    """One timed process: wall seconds, CPU seconds of it and its children, and what it made."""
-
-    wall_s: float
-    cpu_s: float
-    result: dict[str, Any]
-
-
-def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if done.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(command[:4])} failed: {done.stderr.strip()[-500:]}")
-    return elapsed, cpu, done
-
-
 def run_baseline(folder: Path, fallback: bool = False) -> Run:
     command = [sys.executable, "-m", "bench.ingest", "--baseline", str(folder)]
     wall, cpu, done = timed(command + (["--fallback"] if fallback else []))
@@ -133,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpora", default="openewld,pop909")
     parser.add_argument(
         "--data-root",
-        default=os.environ.get("MOTIF_SHARED_DATA", str(REPO.parent / "shared" / "data")),
+        default=default_data_root(),
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the best is used")
     parser.add_argument("--compare-runners", action="store_true")

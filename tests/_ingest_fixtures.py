@@ -182,3 +182,17 @@ def write_files(root: Path, files: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return root
+
+
+def write_tune(path: Path, seed: int, bars: int = 12) -> None:
+    """A monophonic 4/4 eighth-note tune at 120 qpm with enough distinct pitches for the melody
+    extractor; the seed picks the pitches and the velocity, so different seeds differ in bytes."""
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    inst = pretty_midi.Instrument(program=0, name="melody")
+    scale = [60, 62, 64, 65, 67, 69, 71, 72]
+    for i in range(bars * 8):
+        pitch = scale[(i * (seed % 7 + 1) + i // 5 + seed) % len(scale)]
+        start = i * 0.25
+        inst.notes.append(pretty_midi.Note(60 + seed % 60, pitch, start, start + 0.25))
+    pm.instruments.append(inst)
+    pm.write(str(path))

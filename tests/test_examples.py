@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pretty_midi
+import _ingest_fixtures as fx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -28,19 +28,6 @@ from tests.conftest import REPO
 NUM_TUNES = 24
 
 
-def _tune(path: Path, seed: int) -> None:
-    """A 12-bar monophonic 4/4 tune with seed-dependent pitches and velocity (distinct bytes)."""
-    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
-    inst = pretty_midi.Instrument(program=0)
-    scale = [60, 62, 64, 65, 67, 69, 71, 72]
-    for i in range(96):
-        pitch = scale[(i * (seed % 7 + 1) + i // 5 + seed) % len(scale)]
-        start = i * 0.25
-        inst.notes.append(pretty_midi.Note(60 + seed, pitch, start, start + 0.25))
-    pm.instruments.append(inst)
-    pm.write(str(path))
-
-
 @pytest.fixture(scope="module")
 def ingest_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ingested corpus ``mix`` of NUM_TUNES tunes, plus one row whose NoteSequence is corrupt."""
@@ -48,7 +35,7 @@ def ingest_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = root / "corpus"
     corpus.mkdir()
     for i in range(NUM_TUNES):
-        _tune(corpus / f"tune{i:02d}.mid", i)
+        fx.write_tune(corpus / f"tune{i:02d}.mid", i)
     out = root / "ingest" / "mix"
     config = ingest.IngestConfig(corpus="mix", output=str(out), num_shards=1, progress=False)
     metrics = ingest.run(config, ingest.resolve_input(str(corpus)), [])

@@ -16,27 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pretty_midi
+import _ingest_fixtures as fx
 import pytest
 import yaml
 
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
-
-
-def _melody_midi(path: Path, seed: int, bars: int = 12) -> None:
-    """A monophonic 4/4 tune at 120 qpm with enough distinct pitches for the melody extractor."""
-    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
-    inst = pretty_midi.Instrument(program=0, name="melody")
-    scale = [60, 62, 64, 65, 67, 69, 71, 72]
-    t = 0.0
-    for i in range(bars * 8):  # eighth notes
-        pitch = scale[(i * (seed + 3) + i // 5) % len(scale)]
-        inst.notes.append(pretty_midi.Note(velocity=60 + seed, pitch=pitch, start=t, end=t + 0.25))
-        t += 0.25
-    pm.instruments.append(inst)
-    pm.write(str(path))
 
 
 TINY_PARAMS = {
@@ -60,8 +46,15 @@ TINY_PARAMS = {
     "finetunes": {},
     "generate": {
         "seed": 1,
-        "requests": {"one_c": {"variant": "basic_rnn", "primer_melody": "[60]", "num_outputs": 1,
-                               "num_steps": 16, "audio": "none"}},
+        "requests": {
+            "one_c": {
+                "variant": "basic_rnn",
+                "primer_melody": "[60]",
+                "num_outputs": 1,
+                "num_steps": 16,
+                "audio": "none",
+            }
+        },
     },
     "evaluate": {"num_samples": 1, "melody_steps": 16, "data_samples": 4},
 }
@@ -79,12 +72,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     inbox = root / "data" / "inbox" / "tunes"
     inbox.mkdir(parents=True)
     for i in range(6):
-        _melody_midi(inbox / f"tune{i}.mid", seed=i)
+        fx.write_tune(inbox / f"tune{i}.mid", seed=i)
     env = {**os.environ, "GIT_PYTHON_REFRESH": "quiet"}
     subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, env=env)
-    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=root,
-                   check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "config", "core.analytics", "false"],
+        cwd=root,
+        check=True,
+        env=env,
+    )
     return root
 
 
@@ -136,7 +133,7 @@ def test_rebuild_then_refresh(project: Path, flow_env: None, harness: None) -> N
 
     assert refresh(root=str(project))["ingested"] == []  # nothing new in the inbox
     for i in range(6, 9):
-        _melody_midi(project / "data" / "inbox" / "tunes" / f"new{i}.mid", seed=i)
+        fx.write_tune(project / "data" / "inbox" / "tunes" / f"new{i}.mid", seed=i)
     result = refresh(root=str(project))
     assert result["ingested"] == ["tunes"] and result["example_sets"] == ["melody"]
     metrics = json.loads((project / "data" / "metrics" / "ingest" / "tunes.json").read_text())
@@ -168,7 +165,9 @@ def test_failed_stage_fails_the_flow(project: Path, flow_env: None, harness: Non
     finally:
         (project / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=False))
     assert state.is_failed()
-    assert "examples@melody" in state.message or "examples@melody" in str(state.result(raise_on_failure=False))
+    assert "examples@melody" in state.message or "examples@melody" in str(
+        state.result(raise_on_failure=False)
+    )
 
 
 def test_served_deployments_carry_schedules(project: Path, flow_env: None, harness: None) -> None:

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import _ingest_fixtures as fx
-import pretty_midi
 import pytest
 import yaml
 
@@ -57,18 +56,6 @@ def job_endpoint() -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def _tune(path: Path, seed: int) -> None:
-    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
-    inst = pretty_midi.Instrument(program=0)
-    scale = [60, 62, 64, 65, 67, 69, 71, 72]
-    for i in range(96):
-        pitch = scale[(i * (seed + 3) + i // 5) % len(scale)]
-        inst.notes.append(pretty_midi.Note(velocity=60 + seed, pitch=pitch, start=i * 0.25,
-                                           end=i * 0.25 + 0.25))  # fmt: skip
-    pm.instruments.append(inst)
-    pm.write(str(path))
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight MIDI tunes, an ABC book, a duplicate and a broken file; params for one melody set."""
@@ -76,7 +63,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = root / "corpus"
     corpus.mkdir()
     for i in range(8):
-        _tune(corpus / f"tune{i}.mid", i)
+        fx.write_tune(corpus / f"tune{i}.mid", i)
     fx.write_files(
         corpus,
         {
