@@ -9,3 +9,14 @@ import warnings
 
 warnings.filterwarnings("ignore", message="Couldn't find ffmpeg or avconv")
 logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
+
+
+def quiet_libraries() -> None:
+    """For the CLIs: torch's user warnings and the INFO chatter of MLflow's store (alembic
+    migrations, git lookups) hide what the command itself says."""
+    import os
+
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    for name in ("mlflow", "alembic", "alembic.runtime.migration", "urllib3", "git"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")

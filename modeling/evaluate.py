@@ -58,6 +58,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from modeling import musicstats as MS  # noqa: E402
+from modeling import quiet_libraries  # noqa: E402
 
 DEFAULT_OUTPUT = "data/reports"
 QPM = 120.0  # generation's default tempo; eval examples are decoded at the same tempo
@@ -1034,17 +1035,6 @@ def _less(a: float, b: float) -> bool:
 
 def summary_entry(r: Result) -> dict[str, Any]:
     """One variant's ``summary.json`` entry: nested scalars only (``dvc metrics show``)."""
-    scalars = (
-        "pitch_range",
-        "note_density",
-        "repetition",
-        "in_key_ratio",
-        "silence_ratio",
-        "notes_per_step",
-        "voice_leading_move",
-        "leap_ratio",
-        "velocity_spread",
-    )
     stats: dict[str, Any] = {
         "pch_distance": r.distances["pch_distance"],
         "pch_distance_uniform": r.uniform_distances["pch_distance"],
@@ -1053,7 +1043,7 @@ def summary_entry(r: Result) -> dict[str, Any]:
         "samples": r.generated["num_sequences"],
         "notes": r.generated["num_notes"],
     }
-    for key in scalars:
+    for key in MS.SCALARS:
         if any(math.isfinite(p[key]) for p in (r.data, r.generated)):
             stats[key] = {
                 "data": r.data[key],
@@ -1760,9 +1750,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    for name in ("mlflow", "alembic", "urllib3", "git"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # usage error (one line, printed) or --help

@@ -68,6 +68,7 @@ import torch.nn.functional as F  # noqa: E402
 from note_seq.protobuf import music_pb2  # noqa: E402
 
 from modeling import primers as P  # noqa: E402
+from modeling import quiet_libraries  # noqa: E402
 from modeling.primers import RequestError  # noqa: E402
 from modeling.scales import Scale, ScaleError  # noqa: E402
 from modeling.scales import resolve as resolve_scale  # noqa: E402
@@ -1229,17 +1230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "log_likelihoods": [s.log_likelihood for s in samples]}
 
 
-def _quiet_libraries() -> None:
-    import logging
-
-    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg")
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    for name in ("mlflow", "alembic", "urllib3", "git"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
         summary = run(args)

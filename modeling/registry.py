@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import logging
 import math
 import os
 import shutil
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from modeling import checkpoint as ckpt
+from modeling import quiet_libraries
 from modeling.families.base import VariantConfig
 from modeling.model import EventRNN
 
@@ -65,12 +65,6 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def _quiet() -> None:
-    for name in ("mlflow", "alembic", "alembic.runtime.migration", "urllib3", "git"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-
-
 def client(create: bool = False) -> Any:
     """An ``MlflowClient`` on :func:`tracking_uri`.
 
@@ -88,7 +82,7 @@ def client(create: bool = False) -> Any:
     import mlflow
     from mlflow import MlflowClient
 
-    _quiet()  # after the import: mlflow sets its logger to INFO when imported
+    quiet_libraries()  # after the import: mlflow sets its logger to INFO when imported
     mlflow.set_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

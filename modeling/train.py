@@ -43,7 +43,6 @@ import os
 import resource
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +62,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from modeling import checkpoint as ckpt
+from modeling import quiet_libraries
 from modeling.data import (
     Batch,
     BatchSchedule,
@@ -981,15 +981,8 @@ def _say(bar: Any, message: str) -> None:
 # ----------------------------------------------------------------------------- CLI
 
 
-def _quiet_libraries() -> None:
-    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg")
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    for name in ("mlflow", "alembic", "urllib3", "git"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
         d = setup_distributed(args.device)
