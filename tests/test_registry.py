@@ -47,19 +47,9 @@ def _train(capsys: pytest.CaptureFixture[str], examples: Path, output: Path, *ex
 def test_runs_versions_aliases_and_loading(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ex = write_example_set(store / "ex")
     other = write_example_set(store / "other", seed=5)
-    _train(
-        capsys,
-        ex,
-        store / "a",
-        "--hparams",
-        TINY_HPARAMS + ",learning_rate=0.01",
-        "--num-steps",
-        "8",
-        "--eval-every",
-        "4",
-        "--seed",
-        "1",
-    )
+    run_a = ("--hparams", TINY_HPARAMS + ",learning_rate=0.01", "--num-steps", "8",
+             "--eval-every", "4", "--seed", "1")  # fmt: skip
+    _train(capsys, ex, store / "a", *run_a)
     assert (store / "mlruns" / "mlflow.db").is_file()  # the default store, under the cwd
     c = registry.client()
     champ = c.get_model_version_by_alias("basic_rnn", registry.CHAMPION)
@@ -98,19 +88,7 @@ def test_runs_versions_aliases_and_loading(store: Path, capsys: pytest.CaptureFi
     torch.testing.assert_close(model(x), best_model(x))
 
     # re-running the finished command registers nothing new
-    _train(
-        capsys,
-        ex,
-        store / "a",
-        "--hparams",
-        TINY_HPARAMS + ",learning_rate=0.01",
-        "--num-steps",
-        "8",
-        "--eval-every",
-        "4",
-        "--seed",
-        "1",
-    )
+    _train(capsys, ex, store / "a", *run_a)
     assert len(c.search_model_versions("name = 'basic_rnn'")) == 1
 
     # a worse model on the same data: new latest, champion stays
