@@ -24,8 +24,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# TRAIN_STEPS=N: a smoke training budget (every variant and fine-tune trains N steps).
+TRAIN_STEPS ?=
+PROFILE_SETS := $(if $(TRAIN_STEPS),--set train.num_steps=$(TRAIN_STEPS) --set 'finetunes.*.num_steps=$(TRAIN_STEPS)')
+
 run: $(STAMP)
-	$(BIN)/python -m pipelines.profile use $(PROFILE)
+	$(BIN)/python -m pipelines.profile use $(PROFILE) $(PROFILE_SETS)
 	$(BIN)/dvc repro
 	@$(BIN)/python -m pipelines.profile summary
 

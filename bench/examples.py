@@ -1,7 +1,7 @@
 """Benchmark: the example-set pipeline against a single-process note-seq baseline, in one run.
 
-    python -m bench.examples [--sets melody,leadsheets] [--data-root DIR] [--repeat N]
-                             [--keep DIR]
+    python -m bench.examples [--sets melody,leadsheets,chords] [--data-root DIR] [--repeat N]
+                             [--keep DIR] [--chord-files N]
 
 Two OpenEWLD example sets are built both ways:
 
@@ -45,6 +45,15 @@ anchor figures in DESIGN.md), interleaved, best of ``--repeat``; CPU seconds (us
 load average are printed because other work on a shared machine slows both sides. Ratios against
 the DESIGN.md anchors (Magenta 2.1.4 on this machine class) are printed beside the in-run ratios.
 The last line printed is one JSON object with every figure and ratio.
+
+``chords``      chord inference for chordless MIDI (what improv extraction runs on EDM / POP909),
+                in this process: ``--chord-files`` MIDI files (three quarters EDM, the rest
+                POP909, an even sample of each), split on time changes and quantised at 4 steps
+                per quarter as the improv pipeline does. Baseline: note-seq's
+                ``chord_inference.infer_chords_for_sequence`` on the same pieces; also note-seq
+                with its constant transition matrix memoised (motif's previous wrapper). motif:
+                ``modeling.families.chords.infer_chords``. Every piece's annotations (or
+                exception) must be identical on both sides; best of ``--repeat`` per side.
 """
 
 from __future__ import annotations
@@ -70,6 +79,9 @@ SETS = {  # motif example set (profiles/full.yaml) -> the Magenta configuration 
     "melody": "attention_rnn",
     "leadsheets": "chord_pitches_improv",
 }
+CHORDS = "chords"  # the chord-inference case (not an example set)
+CASES = [*SETS, CHORDS]
+CHORD_GOAL_SPEEDUP = 5.0  # per piece, against note-seq's infer_chords_for_sequence
 MB = 1_000_000
 MAGENTA = {  # DESIGN.md anchors: Magenta 2.1.4 on this machine class, 2 cores
     "melody": {
@@ -287,6 +299,117 @@ def baseline(set_name: str, ingest_dir: str, seed: int, eval_ratio: float) -> di
 
 
 # --------------------------------------------------------------------------------------------
+# Chord inference case (in this process)
+# --------------------------------------------------------------------------------------------
+
+
+def chord_pieces(data_root: Path, files: int) -> tuple[list[Path], list[Any]]:
+    """An even sample of EDM and POP909 MIDI files, quantised as the improv pipeline does."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from note_seq import midi_io
+
+    from modeling.families.base import Dropped
+    from modeling.families.melody import quantized_parts
+
+    def sample(paths: list[Path], n: int) -> list[Path]:
+        return paths[:: max(1, len(paths) // n)][:n] if n else []
+
+    n_edm = (3 * files + 3) // 4
+    edm = sample(sorted((data_root / "edm").rglob("*.mid")), n_edm)
+    pop = sample(sorted((data_root / "pop909").rglob("POP909/*/*.mid")), files - len(edm))
+    pieces = []
+    for path in edm + pop:
+        ns = midi_io.midi_file_to_note_sequence(str(path))
+        pieces += [q for q in quantized_parts(ns, STEPS_PER_QUARTER) if not isinstance(q, Dropped)]
+    return edm + pop, pieces
+
+
+def infer_all(infer: Any, pieces: list[Any]) -> tuple[float, list[Any]]:
+    """Seconds to infer chords on fresh copies of ``pieces``, and what each left behind."""
+    from note_seq import chord_inference
+    from note_seq.protobuf import music_pb2
+
+    copies = []
+    for piece in pieces:
+        fresh = music_pb2.NoteSequence()
+        fresh.CopyFrom(piece)
+        copies.append(fresh)
+    raised: list[Any] = [None] * len(copies)
+    start = time.perf_counter()
+    for i, qns in enumerate(copies):
+        try:
+            infer(qns)
+        except chord_inference.ChordInferenceError as err:
+            raised[i] = (type(err).__name__, str(err))
+    elapsed = time.perf_counter() - start
+    return elapsed, [
+        error or [(ta.time, ta.quantized_step, ta.text) for ta in qns.text_annotations]
+        for error, qns in zip(raised, copies, strict=True)
+    ]
+
+
+def chord_case(data_root: Path, files: int, repeat: int) -> dict[str, Any]:
+    """note-seq's chord inference vs motif's on the same pieces, interleaved, best of N."""
+    from note_seq import chord_inference
+
+    from modeling.families import chords
+
+    paths, pieces = chord_pieces(data_root, files)
+    if not pieces:
+        raise SystemExit(f"bench: no MIDI pieces found under {data_root} (edm, pop909)")
+    original = chord_inference._key_chord_transition_distribution
+    memo: dict[tuple[bytes, float, float], Any] = {}
+
+    def memoised(dist: Any, key_change_prob: float, chord_change_prob: float) -> Any:
+        key = (dist.tobytes(), key_change_prob, chord_change_prob)
+        if key not in memo:
+            memo[key] = original(dist, key_change_prob, chord_change_prob)
+        return memo[key]
+
+    def memoised_infer(qns: Any) -> None:
+        chord_inference._key_chord_transition_distribution = memoised
+        try:
+            chord_inference.infer_chords_for_sequence(qns)
+        finally:
+            chord_inference._key_chord_transition_distribution = original
+
+    chords.inference_model(0.001, 0.5, 0.01)  # built once per process, like note-seq's import
+    base_s, memo_s, ours_s = [], [], []
+    identical = True
+    for _ in range(repeat):
+        seconds, theirs = infer_all(chord_inference.infer_chords_for_sequence, pieces)
+        base_s.append(seconds)
+        seconds, memoised_out = infer_all(memoised_infer, pieces)
+        memo_s.append(seconds)
+        seconds, ours = infer_all(chords.infer_chords, pieces)
+        ours_s.append(seconds)
+        identical = identical and ours == theirs == memoised_out
+    n = len(pieces)
+    entry = {
+        "files": len(paths),
+        "pieces": n,
+        "notes": sum(len(piece.notes) for piece in pieces),
+        "inferred": sum(isinstance(r, list) for r in ours),
+        "identical": identical,
+        "baseline_s": round(min(base_s), 3),
+        "memoised_s": round(min(memo_s), 3),
+        "ours_s": round(min(ours_s), 3),
+        "baseline_s_per_piece": round(min(base_s) / n, 4),
+        "memoised_s_per_piece": round(min(memo_s) / n, 4),
+        "ours_s_per_piece": round(min(ours_s) / n, 5),
+        "speedup_vs_baseline": ratio(min(base_s), min(ours_s), 1),
+        "speedup_vs_memoised": ratio(min(memo_s), min(ours_s), 1),
+        "goal_speedup": CHORD_GOAL_SPEEDUP,
+    }
+    entry["meets_speed_goal"] = identical and (entry["speedup_vs_baseline"] or 0) >= (
+        CHORD_GOAL_SPEEDUP
+    )
+    return entry
+
+
+# --------------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------------
 
@@ -431,7 +554,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated: melody,leadsheets")
+    parser.add_argument(
+        "--sets", default=",".join(CASES), help="comma-separated: melody,leadsheets,chords"
+    )
+    parser.add_argument(
+        "--chord-files", type=int, default=40, help="MIDI files for the chords case"
+    )
     parser.add_argument(
         "--data-root",
         default=default_data_root(),
@@ -450,19 +578,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     names = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in names if s not in SETS]
-    if unknown or not names or args.repeat < 1:
+    unknown = [s for s in names if s not in CASES]
+    if unknown or not names or args.repeat < 1 or args.chord_files < 1:
         print(
-            f"bench: unknown set {', '.join(unknown) or '(none)'}; known: {', '.join(SETS)}"
+            f"bench: unknown set {', '.join(unknown) or '(none)'}; known: {', '.join(CASES)}"
             if unknown or not names
-            else "bench: --repeat must be >= 1",
+            else "bench: --repeat and --chord-files must be >= 1",
             file=sys.stderr,
         )
         return 2
     folder = Path(args.data_root) / CORPUS_DIR
-    if not folder.is_dir():
+    needed = [folder] if set(names) & set(SETS) else []
+    if CHORDS in names:
+        needed += [Path(args.data_root) / "edm", Path(args.data_root) / "pop909"]
+    missing = [str(p) for p in needed if not p.is_dir()]
+    if missing:
         print(
-            f"bench: corpus data not found: {folder} (set --data-root or MOTIF_SHARED_DATA)",
+            f"bench: corpus data not found: {', '.join(missing)} "
+            "(set --data-root or MOTIF_SHARED_DATA)",
             file=sys.stderr,
         )
         return 2
@@ -476,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(cleanup.name)
     try:
         report = run_all(names, folder, work, args.repeat)
+        if CHORDS in names:
+            report["chords"] = chord_case(Path(args.data_root), args.chord_files, args.repeat)
         if args.keep:
             report["kept"] = str(work)
     finally:
@@ -486,20 +621,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_all(names: list[str], folder: Path, work: Path, repeat: int) -> dict[str, Any]:
+    report: dict[str, Any] = {"repeat": repeat, "cpu_count": os.cpu_count(), "sets": {}}
+    names = [n for n in names if n in SETS]
+    if not names:  # the chords case alone: no ingest, no pipeline
+        report["load_average_start"] = report["load_average_end"] = os.getloadavg()[0]
+        return report
     params_path = work / "params.yaml"
     params = write_params(params_path)
     examples = params["examples"]
     seed, eval_ratio = int(examples.get("seed", 1234)), float(examples.get("eval_ratio", 0.1))
-    report: dict[str, Any] = {
-        "load_average_start": os.getloadavg()[0],
-        "cpu_count": os.cpu_count(),
-        "repeat": repeat,
-        "beam": params["beam"],
-        "eval_ratio": eval_ratio,
-        "seed": seed,
-    }
+    report.update(
+        {
+            "load_average_start": os.getloadavg()[0],
+            "beam": params["beam"],
+            "eval_ratio": eval_ratio,
+            "seed": seed,
+        }
+    )
     report["ingest"] = ingest(folder, work, params_path)  # once, outside both sides' timing
-    report["sets"] = {}
     for name in names:
         base_runs: list[Run] = []
         ours_runs: list[Run] = []
@@ -516,6 +655,25 @@ def mb(n: float | None) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
+    if report["sets"]:
+        print_sets(report)
+    if "chords" in report:
+        c = report["chords"]
+        print(
+            f"chords: {c['pieces']} pieces ({c['notes']} notes, {c['inferred']} harmonised) from "
+            f"{c['files']} MIDI files; identical to note-seq: {c['identical']}; "
+            f"best of {report['repeat']}"
+        )
+        print(
+            f"  note-seq {c['baseline_s_per_piece']} s/piece, memoised note-seq "
+            f"{c['memoised_s_per_piece']} s/piece, motif {c['ours_s_per_piece']} s/piece: "
+            f"{c['speedup_vs_baseline']}x vs note-seq, {c['speedup_vs_memoised']}x vs memoised; "
+            f"goal >= {CHORD_GOAL_SPEEDUP}x: {'met' if c['meets_speed_goal'] else 'MISSED'}"
+        )
+    print(json.dumps(report, sort_keys=True))
+
+
+def print_sets(report: dict[str, Any]) -> None:
     ing = report["ingest"]
     print(
         f"ingest {CORPUS} (once, not in either side's time): {ing['s']} s wall, "
@@ -562,7 +720,6 @@ def print_report(report: dict[str, Any]) -> None:
         f"load average {report['load_average_start']:.2f} -> {report['load_average_end']:.2f} "
         f"on {report['cpu_count']} cores (other work on this machine slows both sides)"
     )
-    print(json.dumps(report, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,22 @@ it; ``--init-from`` reads either kind. Payloads hold only tensors, numbers, stri
 no pickle of project classes is ever executed.
 
 Writes go to a temporary file in the same directory, are fsync'ed and then ``os.replace``d, so a
-crash (``kill -9``) leaves either the previous file or the new one, never a torn one.
+crash (``kill -9``) leaves either the previous file or the new one, never a torn one; the
+temporary file such a crash strands is removed when the next run starts (:meth:`clean_tmp`).
+
+:class:`ResumeStore` keeps hard links to the newest training checkpoints (and ``best.pt``) outside
+the output directory, keyed by the run's config, because ``dvc repro`` deletes a stage's outputs
+before it re-runs the stage: the links keep the files alive so the re-run resumes instead of
+starting from step 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +38,8 @@ from modeling.model import EventRNN
 FORMAT_VERSION = 1
 _CKPT = re.compile(r"ckpt-(\d{8})\.pt")
 BEST = "best.pt"
+# what _atomic / link_or_copy name their temporary files (".<final name>.<random>.tmp")
+_TMP = re.compile(r"\.(ckpt-\d{8}\.pt|best\.pt)\.\w+\.tmp")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -82,6 +92,47 @@ def atomic_save(obj: Any, path: Path | str) -> None:
     _atomic(Path(path), lambda fh: torch.save(obj, fh))
 
 
+def link_or_copy(src: Path | str, dst: Path | str) -> None:
+    """Make ``dst`` the same file as ``src``: a hard link (no bytes written), a copy where the
+    file system cannot link; atomic like every other write here."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".{dst.name}.link{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:  # another file system, or links not allowed
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dst.parent)
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Why torch could not read a file, in one line and without torch's advice to retry with
+    ``weights_only=False`` (which would execute whatever pickle the file holds)."""
+    text = str(exc).strip()
+    refused = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|$)", text, re.S)
+    if refused:
+        # the first sentence only: the rest advises allow-listing the class
+        detail = re.split(r"(?<=\.)\s", " ".join(refused.group(1).split()))[0].rstrip(".")
+        return (
+            "not a checkpoint of plain tensors and data (corrupt, or it holds pickled objects, "
+            f"which motif never loads: {detail})"
+        )
+    if isinstance(exc, EOFError) or "EOF" in text:
+        return "the file is empty or truncated"
+    if "zip archive" in text or "PytorchStreamReader" in text:
+        return "not a torch.save file, or a corrupt one (its zip structure is unreadable)"
+    lines = [ln for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    return lines[0].strip() if lines else type(exc).__name__
+
+
 def load(path: Path | str) -> dict[str, Any]:
     """A checkpoint payload via ``weights_only=True``; :class:`CheckpointError` if unusable."""
     path = Path(path)
@@ -90,8 +141,7 @@ def load(path: Path | str) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt / foreign file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {_unreadable(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a motif checkpoint (format {FORMAT_VERSION})")
     for key in ("config", "model"):
@@ -213,6 +263,15 @@ class CheckpointDir:
         atomic_save(payload, self.best_path)
         return self.best_path
 
+    def clean_tmp(self) -> list[Path]:
+        """Remove temporary files a killed writer left behind (call before this run writes)."""
+        if not self.root.is_dir():
+            return []
+        stale = [p for p in self.root.iterdir() if _TMP.fullmatch(p.name)]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def latest(self) -> tuple[dict[str, Any], Path] | None:
         """The newest readable training checkpoint (a torn newer file is skipped, not fatal)."""
         for _, path in reversed(self.steps()):
@@ -223,3 +282,60 @@ class CheckpointDir:
             if payload.get("kind") == "train":
                 return payload, path
         return None
+
+
+class ResumeStore:
+    """``<root>/<name>-<key>/``: links to a run's newest training checkpoints and ``best.pt``.
+
+    ``key`` is a digest of everything that shapes the run's trajectory (see
+    ``modeling.train.resume_key``), so a run with other settings never resumes from this state;
+    stores of the same output under another key are deleted when a run starts, and a run's own
+    store when it finishes, so at most one store per output exists and only while it is unfinished.
+    """
+
+    def __init__(self, root: Path | str, name: str, key: str, keep_last: int = 2) -> None:
+        self.root = Path(root)
+        self.name = name
+        self.key = key
+        self.dir = self.root / f"{name}-{key}"
+        self.ckpts = CheckpointDir(self.dir, keep_last)
+
+    def latest(self) -> tuple[dict[str, Any], Path] | None:
+        """The newest readable training checkpoint here, if any."""
+        return self.ckpts.latest()
+
+    @property
+    def best_path(self) -> Path:
+        return self.dir / BEST
+
+    def prepare(self, record: dict[str, Any]) -> None:
+        """Drop this output's stores under other keys (``record["output"]`` names the output)
+        and stale temporary files; write ``run.json`` (what the key stands for, for whoever
+        looks in here)."""
+        pattern = re.compile(re.escape(self.name) + r"-[0-9a-f]{16}")
+        for other in self.root.iterdir() if self.root.is_dir() else ():
+            if other == self.dir or not pattern.fullmatch(other.name) or not other.is_dir():
+                continue
+            try:
+                owner = json.loads((other / "run.json").read_text()).get("output")
+            except (OSError, ValueError, AttributeError):
+                owner = None  # half-written: nobody's
+            if owner in (None, record.get("output")):
+                shutil.rmtree(other, ignore_errors=True)
+        self.ckpts.clean_tmp()
+        atomic_write_text(self.dir / "run.json", json.dumps(record, indent=2, sort_keys=True))
+
+    def add(self, path: Path) -> None:
+        """Link a just-written training checkpoint here and keep only the newest ``keep_last``."""
+        link_or_copy(path, self.dir / path.name)
+        for _, old in self.ckpts.steps()[: -self.ckpts.keep_last]:
+            old.unlink(missing_ok=True)
+
+    def add_best(self, path: Path) -> None:
+        link_or_copy(path, self.best_path)
+
+    def remove(self) -> None:
+        """Forget the state (the run finished); the root goes too once empty."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()

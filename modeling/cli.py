@@ -7,6 +7,7 @@ unchanged, to the module that owns them, so ``motif generate --help`` is exactly
     motif generate ...   -> modeling.generate  (sampling / beam search, MIDI + piano roll + audio)
     motif train ...      -> modeling.train     (one training loop for every variant)
     motif models ...     -> modeling.registry  (registered models, versions, aliases)
+    motif corpora ...    -> pipelines.corpora  (download, verify and unpack the real corpora)
 
 The target modules are imported only when their subcommand runs, so ``motif --help`` is instant.
 """
@@ -22,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("modeling.generate", "generate music from a registered model or a checkpoint"),
     "train": ("modeling.train", "train a variant on an example set (MLflow run + model)"),
     "models": ("modeling.registry", "list registered models, versions and aliases"),
+    "corpora": (
+        "pipelines.corpora",
+        "fetch the real corpora (pinned, checksummed) into data/corpora",
+    ),
 }
 
 
@@ -40,8 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
-        print(f"motif: unknown command {command!r}; choose from {', '.join(COMMANDS)}",
-              file=sys.stderr)
+        print(
+            f"motif: unknown command {command!r}; choose from {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     # note-seq imports pydub, which warns about ffmpeg at import; no motif command uses it.
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg")

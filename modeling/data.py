@@ -164,8 +164,12 @@ class ExampleSet:
         return str(self.meta["family"])
 
     @classmethod
-    def load(cls, path: str | Path) -> ExampleSet:
-        """Read and check an example set; problems raise :class:`ExampleSetError` (one line)."""
+    def load(cls, path: str | Path, *, need_train: bool = True) -> ExampleSet:
+        """Read and check an example set; problems raise :class:`ExampleSetError` (one line).
+
+        ``need_train=False`` accepts a set without training examples: evaluation reads only the
+        eval split, and eval-only sets (``splits: [eval]`` in params) have no other.
+        """
         root = Path(path)
         if not root.is_dir():
             raise ExampleSetError(f"example set not found: {root} is not a directory")
@@ -184,7 +188,7 @@ class ExampleSet:
         if missing:
             raise ExampleSetError(f"{meta_path} lacks {', '.join(missing)}")
         train, evals = _read_split(root, "train"), _read_split(root, "eval")
-        if len(train) == 0 or int((train.lengths >= 2).sum()) == 0:
+        if need_train and (len(train) == 0 or int((train.lengths >= 2).sum()) == 0):
             raise ExampleSetError(
                 f"example set {root} is empty: no training example with 2 or more events"
             )
@@ -193,7 +197,7 @@ class ExampleSet:
                 f"example set {root} has no eval examples (eval_ratio 0 or too "
                 "few sources?); training needs an eval split"
             )
-        if set(train.cond) != set(evals.cond):
+        if len(train) and set(train.cond) != set(evals.cond):
             raise ExampleSetError(f"{root}: train and eval splits store different chord columns")
         return cls(root, meta, train, evals)
 

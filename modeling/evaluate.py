@@ -457,7 +457,12 @@ class SetData:
 
 
 class Sets:
-    """Loads example sets by name (each once) from ``examples_root``."""
+    """Loads example sets by name (each once) from ``examples_root``.
+
+    Only the eval split is read (metrics, statistics and baselines all come from it), so a set
+    without training examples is accepted: the eval-only sets of cross-corpus perplexity
+    (``splits: [eval]``, e.g. ``pop909_eval``) or a variant pointed at a held-out corpus.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -470,7 +475,7 @@ class Sets:
         path = Path(path)
         if path not in self.cache:
             try:
-                es = ExampleSet.load(path)
+                es = ExampleSet.load(path, need_train=False)
             except ExampleSetError as exc:
                 raise EvalError(str(exc)) from None
             self.cache[path] = SetData(es, data_version(path)[0])
@@ -1624,24 +1629,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def code_version(root: Path | None = None) -> str:
+    """SHA-256 of the evaluation code: the source of every project module ``python -m
+    modeling.evaluate`` imports (derived from the imports by :mod:`pipelines.stagedeps`, the same
+    closure dvc.yaml's evaluate deps are checked against), under ``root`` (default: this checkout).
+    """
+    import hashlib
+
+    from pipelines.stagedeps import ROOT, closure
+
+    root = ROOT if root is None else Path(root)
+    digest = hashlib.sha256()
+    for rel in closure("modeling.evaluate", root):
+        digest.update(f"{rel}\0".encode())
+        digest.update(hashlib.sha256((root / rel).read_bytes()).digest())
+    return digest.hexdigest()
+
+
 class ResultCache:
     """Per-variant results kept between runs, keyed by what decides them.
 
     The stage re-runs when any variant changes (it reports on all of them); a variant whose
     registry version, eval data, settings and evaluation code are unchanged is not evaluated
-    again. Entries are JSON (no pickle): ``<dir>/<variant>.json`` = {key, result}.
+    again. Entries are JSON (no pickle): ``<dir>/<variant>.json`` = {key, result}. The code part
+    is :func:`code_version`: every project file this module imports, so a changed decoder or
+    scorer is never answered from the cache.
     """
-
-    CODE = ("evaluate.py", "musicstats.py", "generate.py", "model.py")
 
     def __init__(self, root: Path, settings: Settings) -> None:
         import hashlib
 
         self.root = root
         digest = hashlib.sha256(repr(settings).encode())
-        here = Path(__file__).resolve().parent
-        for name in self.CODE:
-            digest.update((here / name).read_bytes())
+        digest.update(code_version().encode())
         for path in sorted(Path(settings.examples_root).glob("*/eval-*.parquet")):
             digest.update(str(path.relative_to(settings.examples_root)).encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())

@@ -557,6 +557,12 @@ def _key_transposition(values: list[int], lo: int, hi: int) -> int:
     return 0
 
 
+def _pitch_name(pitch: int) -> str:
+    """MIDI pitch -> ``C4`` (60), the note names the Studio and pretty_midi use."""
+    names = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+    return f"{names[pitch % 12]}{pitch // 12 - 1}"
+
+
 def plan_melody(model: Any, req: Request, family: str) -> Plan:
     """Melody (and improv) plans: primer, optional key normalisation, scale mask, chords."""
     from modeling.families import melody as mfam
@@ -564,10 +570,15 @@ def plan_melody(model: Any, req: Request, family: str) -> Plan:
     enc = model.encoding
     lo, hi = mfam.parse_event_space(enc.event_space)
     values, source = melody_primer_values(req, family)
+    flag = "--primer_midi" if source == "primer_midi" else "--primer_melody"
+    for i, v in enumerate(values):  # in note names and 1-based, as a musician counts
+        if v >= 0 and not lo <= v < hi:
+            raise GenerateError(
+                f"{flag}: note {_pitch_name(v)} (MIDI {v}, event {i + 1}) is outside this "
+                f"model's range, {_pitch_name(lo)} to {_pitch_name(hi - 1)}")
     try:
         mfam.melody_events_to_indices(values, lo, hi)  # range check on the user's primer
     except ValueError as exc:
-        flag = "--primer_midi" if source == "primer_midi" else "--primer_melody"
         raise GenerateError(f"{flag}: {exc}") from None
     key_normalised = family == "melody" and enc.event_space == mfam.config_event_space(
         mfam.MelodyExtractConfig())

@@ -19,7 +19,28 @@ cannot be set by hand). ``champion`` moves to a new version only when its eval l
 champion's *on the same eval split*: if both runs used the same example-set data version their
 recorded eval losses are compared; otherwise the champion is re-evaluated on the new run's eval
 split and the two losses on that split are compared (a champion that can no longer be loaded is
-replaced). The decision and both losses are recorded as version tags.
+replaced). The decision, both losses and the version compared against are recorded as version
+tags.
+
+Concurrency (several trainings sharing one store):
+
+- Store creation. MLflow creates a fresh sqlite store's tables on first open with no guard against
+  a second process doing the same (``table ... already exists``), so :func:`client` opens a local
+  sqlite store under an exclusive lock file beside it (``<db>.init.lock``).
+- The champion gate (read champion -> compare -> move alias -> tag the decision) is serialised
+  per registered model. A local sqlite store uses a lock file (``<db>.gate.<name>.lock``): a
+  second registration waits and is compared against the champion the first one left. Any other
+  store (an MLflow server, a remote database) has no lock MLflow could share, so the gate is an
+  optimistic compare-and-set on the alias: re-read the alias before moving it (decide again if it
+  moved), then re-read it ``_CAS_SETTLE_S`` after moving it and decide again against whoever
+  overwrote it. Limit: this assumes a racer's read-then-write takes less than the settle time;
+  the final champion is then the best of the racers, but a version that held the alias only
+  within that window may keep a ``won`` tag.
+- Crash safety. Registration is idempotent per (run, artifact): a rerun after a crash between
+  ``create_model_version`` and the decision reuses that version and completes its gate. Each run
+  records its owner (host, pid, process start time); :meth:`Tracker.open` marks runs of this host
+  still RUNNING whose process is gone as FAILED (runs of other hosts are left alone: their
+  liveness cannot be checked from here).
 
 CLI: ``python -m modeling.registry [--name NAME]`` lists registered models, versions, aliases, eval
 metrics and data versions.
@@ -29,11 +50,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +75,13 @@ DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 CHAMPION = "champion"
 LATEST = "latest"
 _REGISTERED_TAG = "motif.registered_version"
+_DECISION_TAG = "champion_decision"
+_COMPARED_LOSS_TAG = "champion_eval_loss_compared"
+_COMPARED_VERSION_TAG = "champion_compared_version"
+# who runs a run: lets the next start tell a run whose process was killed from a live one
+_HOST_TAG, _PID_TAG, _PID_START_TAG = "motif.host", "motif.pid", "motif.pid_start"
+_CAS_SETTLE_S = 1.0  # remote gate: how long a moved alias must stay put before the move counts
+_CAS_ROUNDS = 20
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -65,26 +96,69 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def _sqlite_path(uri: str | None = None) -> Path | None:
+    """The database file of a local sqlite store (the stores a lock file can guard), else None."""
+    uri = uri or tracking_uri()
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, required: bool = True) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing); the kernel drops it when the
+    holder dies, even by ``kill -9``. Not re-entrant: never nest two holds of one path.
+
+    ``required=False`` (read-only lookups) goes on unlocked where the lock file cannot be opened,
+    e.g. a read-only store, which nobody can be creating.
+    """
+    try:
+        fh = path.open("a")
+    except OSError:
+        if required:
+            raise
+        yield
+        return
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _gate_lock_path(db: Path, name: str) -> Path:
+    return db.with_name(f"{db.name}.gate.{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.lock")
+
+
 def client(create: bool = False) -> Any:
     """An ``MlflowClient`` on :func:`tracking_uri`.
 
     A local sqlite store is created only when ``create`` (a training about to log); a lookup in
-    a store that does not exist is a :class:`RegistryError`, not a new empty database.
+    a store that does not exist is a :class:`RegistryError`, not a new empty database. The first
+    open (which creates the tables) runs under ``<db>.init.lock``, so trainings starting at once
+    on a store that does not exist yet all get it.
     """
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
+    db = _sqlite_path(uri)
+    if db is not None:
         if not create and not db.is_file():
             raise RegistryError(f"no MLflow store at {db} (MLFLOW_TRACKING_URI={uri})")
         db.parent.mkdir(parents=True, exist_ok=True)
         # absolute, so MLflow's per-URI store cache cannot point at another working directory
-        uri = f"sqlite:///{db.resolve()}"
+        db = db.resolve()
+        uri = f"sqlite:///{db}"
     import mlflow
     from mlflow import MlflowClient
 
     quiet_libraries()  # after the import: mlflow sets its logger to INFO when imported
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if db is None:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _file_lock(db.with_name(f"{db.name}.init.lock"), required=create):
+        c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        # open both stores now, inside the lock: whichever opens a fresh file creates the tables
+        c.search_experiments(max_results=1)
+        c.search_registered_models(max_results=1)
+    return c
 
 
 def _mlflow_error() -> type[Exception]:
@@ -158,6 +232,64 @@ def _flat_params(config: dict[str, Any], args: dict[str, Any]) -> dict[str, str]
     return {k: v[:6000] for k, v in out.items()}
 
 
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks) of a process from ``/proc``; None where unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], fields[19]
+
+
+def _owner_tags() -> dict[str, str]:
+    """This process as a run's owner: host, pid and start time (so a reused pid is not taken
+    for the killed process)."""
+    stat = _proc_stat(os.getpid())
+    return {
+        _HOST_TAG: socket.gethostname(),
+        _PID_TAG: str(os.getpid()),
+        _PID_START_TAG: stat[1] if stat else "",
+    }
+
+
+def _process_alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # no /proc (macOS) or it just exited: only os.kill can tell, and it said alive
+    state, started = stat
+    return state != "Z" and (not start or started == start)
+
+
+def fail_orphaned_runs(c: Any) -> list[str]:
+    """Mark FAILED the runs of this host left RUNNING by a process that no longer exists (a
+    training killed with ``kill -9`` or by the OOM killer never ends its run). Returns their ids.
+    """
+    experiments = [e.experiment_id for e in c.search_experiments()]
+    if not experiments:
+        return []
+    runs = c.search_runs(
+        experiments,
+        filter_string=(
+            f"attributes.status = 'RUNNING' and tags.`{_HOST_TAG}` = '{socket.gethostname()}'"
+        ),
+        max_results=1000,
+    )
+    failed = []
+    for run in runs:
+        pid = run.data.tags.get(_PID_TAG, "")
+        if pid.isdigit() and not _process_alive(int(pid), run.data.tags.get(_PID_START_TAG, "")):
+            c.set_tag(run.info.run_id, "motif.failed_reason", f"process {pid} gone")
+            c.set_terminated(run.info.run_id, "FAILED")
+            failed.append(run.info.run_id)
+    return failed
+
+
 class Tracker:
     """One MLflow run of one training (reopened when the training resumes)."""
 
@@ -172,10 +304,13 @@ class Tracker:
         experiment with every param and the data-version / git tags."""
         c = client(create=True)
         MlflowException = _mlflow_error()
+        fail_orphaned_runs(c)
         if resume_run_id:
             try:
                 c.get_run(resume_run_id)
                 c.update_run(resume_run_id, status="RUNNING")
+                for key, value in _owner_tags().items():
+                    c.set_tag(resume_run_id, key, value)
                 return cls(c, resume_run_id, config)
             except MlflowException:
                 pass  # another store: start a fresh run below
@@ -196,6 +331,7 @@ class Tracker:
             "git_commit": commit,
             "git_dirty": str(dirty).lower(),
             "mlflow.source.name": "modeling.train",
+            **_owner_tags(),
         }
         run = c.create_run(
             exp_id, run_name=f"{config['variant']}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags
@@ -277,58 +413,151 @@ def register(
     config: dict[str, Any],
     best_step: int,
     evaluate_other: Callable[[EventRNN], float],
+    *,
+    local_lock: bool | None = None,
 ) -> dict[str, Any]:
-    """Create a version of registered model ``name``; move ``champion`` if it wins (see module
-    docstring for the rule). Returns what happened."""
+    """Create a version of registered model ``name`` (or complete the one this run already
+    created from ``source``); move ``champion`` if it wins. Returns what happened.
+
+    The rule is in the module docstring, and so is how the gate is serialised: a lock file for
+    a local sqlite store, compare-and-set on the alias otherwise. ``local_lock=False`` takes the
+    compare-and-set path on any store (what a remote store gets; its tests use it).
+    """
     MlflowException = _mlflow_error()
     try:
         c.get_registered_model(name)
     except MlflowException:
         with contextlib.suppress(MlflowException):  # created concurrently: fine
             c.create_registered_model(name, description=f"motif variant {name}")
-    tags = {
-        "eval_loss": repr(eval_loss),
-        "data_version": config.get("data_version", ""),
-        "example_set": config.get("example_set", ""),
-        "event_space": config.get("event_space", ""),
-        "best_step": str(best_step),
-    }
-    mv = c.create_model_version(name, source=source, run_id=run_id, tags=tags)
-    champion_loss: float | None = None
+    db = _sqlite_path() if local_lock is not False else None
+    with _file_lock(_gate_lock_path(db.resolve(), name)) if db else contextlib.nullcontext():
+        mv = _run_version(c, name, run_id, source)
+        if mv is None:
+            tags = {
+                "eval_loss": repr(eval_loss),
+                "data_version": config.get("data_version", ""),
+                "example_set": config.get("example_set", ""),
+                "event_space": config.get("event_space", ""),
+                "best_step": str(best_step),
+            }
+            mv = c.create_model_version(name, source=source, run_id=run_id, tags=tags)
+        elif _DECISION_TAG in mv.tags:  # a rerun after the gate had decided: nothing to do
+            return _recorded_result(mv)
+        version = str(mv.version)
+
+        def decide(champ: Any) -> tuple[bool, str, float | None]:
+            return _decide(name, version, eval_loss, config, evaluate_other, champ)
+
+        if db:
+            champ = _champion(c, name)
+            wins, rule, champion_loss = decide(champ)
+            if wins:
+                c.set_registered_model_alias(name, CHAMPION, version)
+        else:
+            champ, wins, rule, champion_loss = _cas_gate(c, name, version, decide)
+        tags = {_DECISION_TAG: f"{'won' if wins else 'lost'}: {rule}"}
+        if champion_loss is not None:
+            tags[_COMPARED_LOSS_TAG] = repr(champion_loss)
+        if champ is not None and str(champ.version) != version:
+            tags[_COMPARED_VERSION_TAG] = str(champ.version)
+        # the decision tag last: its presence is what says the gate completed
+        for key in sorted(tags, key=lambda k: k == _DECISION_TAG):
+            c.set_model_version_tag(name, version, key, tags[key])
+    return _recorded_result(c.get_model_version(name, version))
+
+
+def _run_version(c: Any, name: str, run_id: str, source: str) -> Any:
+    """The version of ``name`` this run already registered from ``source`` (a training killed
+    after ``create_model_version``), or None."""
+    found = [
+        v
+        for v in c.search_model_versions(f"run_id = '{run_id}'")
+        if v.name == name and v.source == source
+    ]
+    if not found:
+        return None
+    return c.get_model_version(name, min(int(v.version) for v in found))
+
+
+def _champion(c: Any, name: str) -> Any:
     try:
-        champ = c.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        champ = None
+        return c.get_model_version_by_alias(name, CHAMPION)
+    except _mlflow_error():
+        return None
+
+
+def _decide(
+    name: str,
+    version: str,
+    eval_loss: float,
+    config: dict[str, Any],
+    evaluate_other: Callable[[EventRNN], float],
+    champ: Any,
+) -> tuple[bool, str, float | None]:
+    """(wins, rule, champion's loss compared) of version ``version`` against ``champ``."""
     if champ is None:
-        wins, rule = True, "no champion yet"
-    elif champ.tags.get("data_version") == config.get("data_version"):
+        return True, "no champion yet", None
+    if str(champ.version) == version:  # alias moved, then killed before the decision tag
+        return True, "already champion (gate completed on a rerun)", None
+    if champ.tags.get("data_version") == config.get("data_version"):
         champion_loss = float(champ.tags.get("eval_loss", "inf"))
-        wins, rule = eval_loss < champion_loss, "same data version: recorded eval losses"
-    else:
-        try:
-            model, _, _ = load_generator_model(f"models:/{name}/{champ.version}")
-            champion_loss = float(evaluate_other(model))
-            wins = eval_loss < champion_loss
-            rule = "other data version: champion re-evaluated on this run's eval split"
-        except (RegistryError, ckpt.CheckpointError) as exc:
-            wins, rule = True, f"champion v{champ.version} unloadable ({exc})"
-    if wins:
-        c.set_registered_model_alias(name, CHAMPION, mv.version)
-    c.set_model_version_tag(
-        name, mv.version, "champion_decision", f"{'won' if wins else 'lost'}: {rule}"
+        return eval_loss < champion_loss, "same data version: recorded eval losses", champion_loss
+    try:
+        model, _, _ = load_generator_model(f"models:/{name}/{champ.version}")
+        champion_loss = float(evaluate_other(model))
+    except (RegistryError, ckpt.CheckpointError) as exc:
+        return True, f"champion v{champ.version} unloadable ({exc})", None
+    rule = "other data version: champion re-evaluated on this run's eval split"
+    return eval_loss < champion_loss, rule, champion_loss
+
+
+def _cas_gate(
+    c: Any, name: str, version: str, decide: Callable[[Any], tuple[bool, str, float | None]]
+) -> tuple[Any, bool, str, float | None]:
+    """The gate on a store without a shared lock: compare-and-set on the alias, with re-checks.
+
+    Decide against the champion seen; if the alias moved meanwhile, decide again against the new
+    one. A winner moves the alias, waits ``_CAS_SETTLE_S`` and reads it back: overwritten by a
+    concurrent gate, it decides again against the overwriter (and moves the alias back only if
+    it beats it). Returns (champion compared against, wins, rule, its loss).
+    """
+
+    def holder(mv: Any) -> str | None:
+        return None if mv is None else str(mv.version)
+
+    seen = _champion(c, name)
+    for _ in range(_CAS_ROUNDS):
+        wins, rule, champion_loss = decide(seen)
+        now = _champion(c, name)
+        if holder(now) != holder(seen):
+            seen = now  # moved while deciding: the decision is stale
+            continue
+        if not wins or holder(seen) == version:
+            return seen, wins, rule, champion_loss
+        c.set_registered_model_alias(name, CHAMPION, version)
+        time.sleep(_CAS_SETTLE_S)
+        now = _champion(c, name)
+        if holder(now) == version:
+            return seen, wins, rule, champion_loss
+        seen = now
+    raise RegistryError(
+        f"{name}: the champion alias kept moving; gave up after {_CAS_ROUNDS} tries"
     )
-    if champion_loss is not None:
-        c.set_model_version_tag(
-            name, mv.version, "champion_eval_loss_compared", repr(champion_loss)
-        )
+
+
+def _recorded_result(mv: Any) -> dict[str, Any]:
+    """What :func:`register` returns, read back from a decided version's tags."""
+    decision = mv.tags.get(_DECISION_TAG, "")
+    compared = mv.tags.get(_COMPARED_VERSION_TAG)
+    loss = mv.tags.get(_COMPARED_LOSS_TAG)
     return {
-        "name": name,
+        "name": mv.name,
         "version": int(mv.version),
-        "champion": bool(wins),
-        "rule": rule,
-        "eval_loss": eval_loss,
-        "previous_champion_loss": champion_loss,
-        "previous_champion": int(champ.version) if champ is not None else None,
+        "champion": decision.startswith("won"),
+        "rule": decision.split(": ", 1)[-1],
+        "eval_loss": float(mv.tags["eval_loss"]),
+        "previous_champion_loss": float(loss) if loss is not None else None,
+        "previous_champion": int(compared) if compared else None,
     }
 
 

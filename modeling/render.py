@@ -47,37 +47,117 @@ def write_midi(ns: music_pb2.NoteSequence, path: Path) -> Path:
     return path
 
 
+CHORD_INSTRUMENT = 1
+"""The instrument improv's ``BasicChordRenderer`` plays backing chords on (the melody is 0)."""
+MELODY_COLOUR = "#1f4e9c"  # blue: the generated line (every note of a single-part piece)
+CHORD_COLOUR = "#e07b00"  # orange: backing chords, far from blue for colour-blind readers too
+PIXELS_PER_SECOND = 45
+"""Piano-roll width per second of music at 90 dpi: a 16th note at 120 bpm is ~6 px wide."""
+MAX_ROLL_INCHES = 60.0  # 5,400 px: pages scroll a long roll sideways instead of shrinking text
+
+
+def split_parts(
+    ns: music_pb2.NoteSequence,
+) -> tuple[list[music_pb2.NoteSequence.Note], list[music_pb2.NoteSequence.Note]]:
+    """(melody notes, backing-chord notes) of a sequence; drums are left out.
+
+    Chord notes are the ones improv renders on :data:`CHORD_INSTRUMENT` in a sequence that carries
+    chord symbols; every other pitched note is melody (or simply "the notes" of a piece in one
+    part), so counts and colours can tell what the model played from what it was given.
+    """
+    chords_present = any(
+        ta.annotation_type == music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL
+        for ta in ns.text_annotations
+    )
+    melody, chords = [], []
+    for n in ns.notes:
+        if n.is_drum:
+            continue
+        (chords if chords_present and n.instrument == CHORD_INSTRUMENT else melody).append(n)
+    return melody, chords
+
+
+def _note_name(pitch: int) -> str:
+    names = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+    return f"{names[pitch % 12]}{pitch // 12 - 1}"
+
+
 def piano_roll_png(
     ns: music_pb2.NoteSequence, path: Path, title: str = "", primer_end: float | None = None
 ) -> Path:
-    """Draw notes as bars (time x pitch), velocity as colour, the primer shaded; chords on top."""
-    notes = [n for n in ns.notes if not n.is_drum]
+    """Draw notes as bars (time x pitch): melody blue, backing chords orange, velocity as
+    opacity, the primer shaded, chord names in a lane above the notes, and a legend.
+
+    The width grows with the piece (:data:`PIXELS_PER_SECOND`) so axis text keeps its size at
+    64 bars; pages show a long roll in a sideways-scrolling box rather than shrinking it.
+    """
+    from matplotlib.patches import Patch
+
+    melody, chord_notes = split_parts(ns)
+    notes = melody + chord_notes
+    symbols = [
+        ta
+        for ta in ns.text_annotations
+        if ta.annotation_type == music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL
+    ]
     end = max([n.end_time for n in notes] + [ns.total_time, 1.0])
     lo = min([n.pitch for n in notes], default=60) - 2
     hi = max([n.pitch for n in notes], default=72) + 2
-    fig, ax = plt.subplots(figsize=(min(24, 4 + end * 0.6), 3.2), dpi=90)
-    cmap = plt.get_cmap("viridis")
-    for n in notes:
-        ax.add_patch(
-            Rectangle(
-                (n.start_time, n.pitch - 0.4),
-                max(n.end_time - n.start_time, 0.02),
-                0.8,
-                color=cmap(0.25 + 0.75 * (n.velocity / 127.0)),
-                linewidth=0,
+    top = hi + (4 if symbols else 0)  # a lane for the chord names above the highest note
+    width = min(MAX_ROLL_INCHES, max(7.0, 1.6 + end * PIXELS_PER_SECOND / 90))
+    fig, ax = plt.subplots(figsize=(width, 3.4), dpi=90)
+    for group, colour in ((melody, MELODY_COLOUR), (chord_notes, CHORD_COLOUR)):
+        for n in group:
+            ax.add_patch(
+                Rectangle(
+                    (n.start_time, n.pitch - 0.4),
+                    max(n.end_time - n.start_time, 0.02),
+                    0.8,
+                    facecolor=colour,
+                    alpha=0.35 + 0.65 * (n.velocity / 127.0),
+                    linewidth=0,
+                )
             )
-        )
     if primer_end:
-        ax.axvspan(0, primer_end, color="0.85", zorder=-1, label="primer")
-    for ta in ns.text_annotations:
-        if ta.annotation_type == music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL:
-            ax.text(ta.time, hi - 0.5, ta.text, fontsize=7, va="top", color="0.3")
+        ax.axvspan(0, primer_end, color="0.88", zorder=-1)
+    for i, ta in enumerate(symbols):
+        nxt = symbols[i + 1].time if i + 1 < len(symbols) else end
+        ax.axhspan(hi, top, xmin=ta.time / end, xmax=nxt / end, color=("#fbe3c8", "#fdf1e3")[i % 2])
+        ax.axvline(ta.time, color="0.8", linewidth=0.6, zorder=-1)
+        ax.text(
+            ta.time + 0.05,
+            (hi + top) / 2,
+            ta.text,
+            fontsize=11,
+            fontweight="bold",
+            va="center",
+            ha="left",
+            color="#6b3a00",
+            clip_on=True,
+        )
     ax.set_xlim(0, end)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("MIDI pitch")
+    ax.set_ylim(lo, top)
+    cs = [p for p in range(lo, hi + 1) if p % 12 == 0]
+    ax.set_yticks(cs or [lo + 2], [_note_name(p) for p in cs] or [_note_name(lo + 2)])
+    ax.tick_params(labelsize=10)
+    ax.set_xlabel("seconds", fontsize=10)
+    ax.set_ylabel("pitch", fontsize=10)
+    handles = [Patch(color=MELODY_COLOUR, label="melody" if chord_notes or symbols else "notes")]
+    if chord_notes:
+        handles.append(Patch(color=CHORD_COLOUR, label="backing chords"))
+    if primer_end:
+        handles.append(Patch(color="0.88", label="primer"))
+    ax.legend(
+        handles=handles,
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=len(handles),
+        fontsize=10,
+        frameon=False,
+        borderaxespad=0.2,
+    )
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10, loc="left")
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp)

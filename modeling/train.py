@@ -4,7 +4,8 @@
         [--hparams "batch_size=64,rnn_layer_sizes=[64,64]"] [--num-steps N] [--eval-every N]
         [--seed S] [--init-from models:/<name>@<alias> | PATH] [--keep-last K]
         [--device auto|cpu|cuda] [--attention parallel|sequential] [--precision fp32|bf16]
-        [--params params.yaml] [--metrics FILE] [--plots FILE] [--no-mlflow] [--quiet]
+        [--params params.yaml] [--metrics FILE] [--plots FILE] [--resume-dir DIR] [--no-mlflow]
+        [--quiet]
     torchrun --nproc_per_node 2 -m modeling.train ...        (DDP: gloo on CPU, nccl on GPU)
 
 Inputs: a variant from :mod:`modeling.variants` (encoding + default hparams) and an example set
@@ -20,7 +21,11 @@ MLflow run with a registered model version (:mod:`modeling.registry`).
 Reproducibility: the batch of step s and the dropout noise of step s are functions of
 ``(seed, s)`` (and the DDP rank), and checkpoints hold optimizer and RNG state, so re-running the
 same command after a crash (even ``kill -9``) continues from the last checkpoint on exactly the
-trajectory an uninterrupted run takes.
+trajectory an uninterrupted run takes. ``dvc repro`` deletes a stage's outputs before it re-runs
+it, so every training checkpoint (and ``best.pt``) is also hard-linked into a resume store beside
+the output (``<output>/../.resume/<name>-<key>/``, ``--resume-dir`` elsewhere), keyed by a digest
+of the run's config (:func:`resume_key`): a re-run with the same config resumes from there, one
+with any other config starts afresh, and a finished run deletes its store.
 
 Metrics (Magenta's ``events_rnn_graph``): loss, perplexity = exp(loss), accuracy, event_accuracy
 (labels other than the encoding's default event), no_event_accuracy (labels equal to it), and
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -324,6 +330,7 @@ class RunSpec:
     resume: tuple[dict[str, Any], Path] | None
     init_payload: dict[str, Any] | None
     init_source: str
+    store: ckpt.ResumeStore | None = None  # resumable state that survives --output's deletion
 
 
 class _Parser(argparse.ArgumentParser):
@@ -385,6 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics", default=None, help="also write metrics.json here (DVC metric)")
     p.add_argument("--plots", default=None, help="also write loss_curve.csv here (DVC plot)")
+    p.add_argument(
+        "--resume-dir",
+        default=None,
+        help="where resumable state outlives --output (dvc repro deletes outputs before a "
+        "re-run); default: .resume beside --output",
+    )
     p.add_argument("--no-mlflow", action="store_true", help="skip MLflow tracking/registry")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -526,6 +539,38 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
     return {k: config.get(k) for k in keys}
 
 
+# config keys that name where things are, not what the run computes
+_NOT_IN_KEY = ("examples", "data_version_source", "init_from")
+
+
+def resume_material(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """What a run's trajectory depends on: architecture, hparams, seed, data version, precision,
+    the digest of the weights it started from, and the step count and eval interval (which shape
+    its history); and which output it fills, so two outputs never share a store. The examples
+    count by their DVC hash, not their path."""
+    material = {k: v for k, v in config.items() if k not in _NOT_IN_KEY}
+    return {
+        **material,
+        "num_steps": args.num_steps,
+        "eval_every": args.eval_every,
+        "output": str(Path(args.output).absolute()),
+    }
+
+
+def resume_key(config: dict[str, Any], args: argparse.Namespace) -> str:
+    """16 hex digits naming the run's resume store: equal exactly when the material is."""
+    text = json.dumps(resume_material(config, args), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
 def prepare(args: argparse.Namespace, d: Dist) -> RunSpec:
     """Validate every input; raise :class:`UsageError` before anything is written."""
     from modeling.variants import UnknownVariantError, get_variant
@@ -603,8 +648,9 @@ def prepare(args: argparse.Namespace, d: Dist) -> RunSpec:
                 f"{output} holds a run with other settings ({what}); use another "
                 "--output or delete it"
             )
-        if old.get("init_from"):
-            config["init_from"] = old["init_from"]  # the resumed run started from those weights
+        for key in ("init_from", "init_digest"):  # the resumed run started from those weights
+            if old.get(key):
+                config[key] = old[key]
     init_payload, init_source = None, ""
     if args.init_from and resume is None:
         init_payload, init_source = resolve_init_source(args.init_from)
@@ -614,6 +660,18 @@ def prepare(args: argparse.Namespace, d: Dist) -> RunSpec:
         except ckpt.CheckpointError as exc:
             raise UsageError(str(exc)) from None
         config["init_from"] = args.init_from
+        config["init_digest"] = _file_digest(init_source)
+    # dvc repro deleted --output (or it never existed): the resume store may hold this run
+    store = ckpt.ResumeStore(
+        Path(args.resume_dir) if args.resume_dir else output.absolute().parent / ".resume",
+        output.absolute().name,
+        resume_key(config, args),
+        args.keep_last,
+    )
+    if resume is None:
+        found = store.latest()
+        if found is not None and _identity(ckpt.config_of(found[0])) == _identity(config):
+            resume, init_payload, init_source = found, None, ""
     return RunSpec(
         args,
         variant,
@@ -628,6 +686,7 @@ def prepare(args: argparse.Namespace, d: Dist) -> RunSpec:
         resume,
         init_payload,
         init_source,
+        store,
     )
 
 
@@ -766,16 +825,24 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
         net = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
 
     tracker = None
+    store = spec.store if d.is_main else None
     if d.is_main:
-        spec.output.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_text(
-            spec.output / "config.json", json.dumps(spec.config, indent=2, sort_keys=True)
-        )
+        # the store first: a training that cannot open it leaves no files behind
         if not args.no_mlflow:
             from modeling import registry
 
             tracker = registry.Tracker.open(spec.config, vars(args), run_id or None)
             run_id = tracker.run_id
+        spec.output.mkdir(parents=True, exist_ok=True)
+        cdir.clean_tmp()  # a killed writer's temporary files
+        if store is not None:
+            store.prepare(resume_material(spec.config, args))
+            resumed_here = spec.resume is not None and spec.resume[1].parent == store.dir
+            if resumed_here and store.best_path.is_file() and not cdir.best_path.exists():
+                ckpt.link_or_copy(store.best_path, cdir.best_path)
+        ckpt.atomic_write_text(
+            spec.output / "config.json", json.dumps(spec.config, indent=2, sort_keys=True)
+        )
 
     with _status_on_failure(tracker):
         scorer = Scorer.for_variant(spec.variant, args.precision)
@@ -785,7 +852,9 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
         schedule = BatchSchedule(split.lengths, hp.batch_size, args.seed)
         bar = _progress(args, d, step)
         if spec.resume is not None and d.is_main:
-            _say(bar, f"resumed from {spec.resume[1].name} at step {step}")
+            path = spec.resume[1]
+            where = path if spec.store is not None and path.parent == spec.store.dir else path.name
+            _say(bar, f"resumed from {where} at step {step}")
 
         def save(step_now: int) -> None:
             if not d.is_main:
@@ -804,7 +873,9 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
                 "timing": timing,
                 "mlflow_run_id": run_id,
             }
-            cdir.save(step_now, payload)
+            path = cdir.save(step_now, payload)
+            if store is not None:
+                store.add(path)
 
         while step < args.num_steps:
             t0, c0 = time.perf_counter(), time.process_time()
@@ -853,7 +924,7 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
                     best = {"loss": eval_metrics["loss"], "step": step}
                 if d.is_main:
                     if improved:
-                        cdir.save_best(
+                        best_path = cdir.save_best(
                             ckpt.model_payload(
                                 model,
                                 spec.config,
@@ -861,6 +932,8 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
                                 {f"eval_{k}": v for k, v in eval_metrics.items()},
                             )
                         )
+                        if store is not None:
+                            store.add_best(best_path)
                     if tracker is not None:
                         tracker.log_metrics(
                             {
@@ -916,6 +989,8 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
                     f"registered {result['name']} version {result['version']}"
                     f"{' (champion)' if result['champion'] else ''}",
                 )
+            if store is not None:
+                store.remove()  # finished: nothing left to resume
     d.barrier()
     return final
 

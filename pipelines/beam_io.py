@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import posixpath
 import re
+import shutil
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -43,6 +45,9 @@ def pipeline_options(
     Precedence: options on the command line, then params.yaml's ``beam`` section (``runner``,
     ``direct_num_workers``, ``direct_running_mode``, any other scalar as ``--key=value``, and
     ``extra_args``), then :data:`DEFAULT_RUNNER_ARGS` when neither names a runner setting.
+    A worker count from params is dropped when the run ends up ``in_memory`` (the examples
+    stage's override of the shared ``beam`` section): that mode has one worker, and Beam would
+    warn on every run that the count has no effect.
     """
     cli = list(beam_args)
     from_params: list[str] = []
@@ -51,12 +56,43 @@ def pipeline_options(
             from_params.extend(str(arg) for arg in value or [])
         elif value is not None and not isinstance(value, dict | list):
             from_params.append(f"--{key}={value}")
+    modes = [arg for arg in [*from_params, *cli] if _flag(arg) == "--direct_running_mode"]
+    if modes and modes[-1].partition("=")[2] == "in_memory":
+        from_params = [arg for arg in from_params if _flag(arg) != "--direct_num_workers"]
     chosen = [*from_params, *cli]  # argparse: the last occurrence wins, so the CLI beats params
     if not any(arg.split("=")[0] in RUNNER_FLAGS for arg in chosen):
         chosen = [*DEFAULT_RUNNER_ARGS, *chosen]
     if not any(arg.startswith("--default_sdk_harness_log_level") for arg in chosen):
         chosen.append("--default_sdk_harness_log_level=WARNING")
     return PipelineOptions(chosen)
+
+
+def _flag(arg: str) -> str:
+    return arg.split("=", 1)[0]
+
+
+@contextlib.contextmanager
+def removed_on_failure(output: str) -> Iterator[None]:
+    """Remove ``output`` (a local folder) again if the block fails and the folder is new.
+
+    A stage that fails must not leave an empty or half-written output folder behind, which
+    would look like a finished (empty) result. An existing folder, and anything remote, is
+    left alone: its earlier files are still whole (every file is written atomically).
+    """
+    if "://" in output:
+        yield
+        return
+    top = os.path.abspath(output)
+    if os.path.exists(top):
+        yield
+        return
+    while not os.path.exists(os.path.dirname(top)):  # the highest folder this run creates
+        top = os.path.dirname(top)
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(top, ignore_errors=True)
+        raise
 
 
 def escape_glob(path: str) -> str:

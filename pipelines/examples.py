@@ -12,7 +12,8 @@ no chunk, transposition or stretch of one file lands on both sides)
 -> ``Extract`` (the family's note-seq based rules, :mod:`modeling.families`; augmentation on the
 training split only) -> ``WriteTrain`` / ``WriteEval`` / ``WriteRejects`` (sorted shards, so the
 same inputs and seed give byte-identical files). Every drop is a ``Metrics.counter``; the counters
-become ``metrics.json`` (a DVC metric) and the set's ``meta.json`` names its event space.
+become ``metrics.json`` (a DVC metric) and the set's ``meta.json`` names its event space. A run
+that fails removes the output folder it created (one line on stderr, no empty folder left).
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
-from pipelines.beam_io import WriteSortedParquet, pipeline_options, write_json
+from pipelines.beam_io import (
+    WriteSortedParquet,
+    pipeline_options,
+    removed_on_failure,
+    write_json,
+)
 from pipelines.params import ParamsError, load_params
 from pipelines.schema import CHORD_COLUMNS, EXAMPLE_SCHEMA, REJECT_SCHEMA
 
@@ -379,17 +385,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     args, beam_args = parser.parse_known_args(argv)
     try:
-        params = load_params(args.params)
-        spec = ExampleSetSpec.from_params(args.set, params)
-        Path(args.output).mkdir(parents=True, exist_ok=True) if "://" not in args.output else None
-        beam_params = {
-            **(params.get("beam") or {}),
-            **((params.get("examples") or {}).get("beam") or {}),
-        }
-        metrics = run(spec, args.ingest_root, args.output, beam_args, beam_params, args.metrics)
+        with removed_on_failure(args.output):  # a failed run leaves no (empty) output folder
+            params = load_params(args.params)
+            spec = ExampleSetSpec.from_params(args.set, params)
+            if "://" not in args.output:
+                Path(args.output).mkdir(parents=True, exist_ok=True)
+            beam_params = {
+                **(params.get("beam") or {}),
+                **((params.get("examples") or {}).get("beam") or {}),
+            }
+            metrics = run(spec, args.ingest_root, args.output, beam_args, beam_params, args.metrics)
     except (ParamsError, KeyError) as exc:
         print(f"examples: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # Beam wraps worker errors in the whole remote traceback; its last line names the cause.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        print(
+            f"examples: failed: {lines[-1][:500] if lines else type(exc).__name__}", file=sys.stderr
+        )
+        return 1
     print(
         f"examples[{spec.name}]: {metrics['examples_train']} train / {metrics['examples_eval']} eval "
         f"examples from {metrics['inputs']} sequences, {metrics['events']} events, "

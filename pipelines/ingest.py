@@ -1,8 +1,12 @@
 """Ingest (Apache Beam): corpus files or a music21 corpus source -> NoteSequence Parquet.
 
     python -m pipelines.ingest --corpus openewld --input ../shared/data/openewld/dataset \\
-        --output data/ingest/openewld [--max-file-bytes N] [--timeout-s S] [--num-shards K] \\
-        [beam options, e.g. --runner DataflowRunner ...]
+        --output data/ingest/openewld [--params params.yaml] [--max-file-bytes N] [--timeout-s S] \\
+        [--max-notes N] [--max-memory-mb M] [--num-shards K] [beam options, e.g. --runner ...]
+
+Every knob comes from the command line, else from ``params.yaml`` (``ingest`` and ``beam``
+sections; read from the working directory by default, as ``pipelines.examples`` does), else from
+the built-in defaults, which equal the shipped ``params.yaml``.
 
 First stage of motif (see docs/ARCHITECTURE.md); ``pipelines.examples`` reads what it writes:
 
@@ -10,9 +14,15 @@ First stage of motif (see docs/ARCHITECTURE.md); ``pipelines.examples`` reads wh
   each shard, the shard picked by a stable hash of the id (byte-identical reruns);
 - ``quarantine.parquet`` (``QUARANTINE_SCHEMA``): every file, or tune of a tunebook, that was
   dropped, with a reason code (``pipelines.readers.QUARANTINE_REASONS``) and the readers' errors;
-- ``metrics.json``: matched, parsed, duplicates, quarantined (by reason), tunes, notes, hours,
-  rows by reader, fallback hops. ``matched == parsed + duplicates + quarantined`` is checked when
-  the accounting is combined (the pipeline fails otherwise) and again by the driver.
+- ``metrics.json``: matched, parsed, duplicates, quarantined (by reason), ignored (by reason:
+  unsupported extension, symlink, symlink loop, broken symlink), tunes, notes, hours, rows by
+  reader, fallback hops, the readers' log lines by kind. ``matched == parsed + duplicates +
+  quarantined`` is checked when the accounting is combined (the pipeline fails otherwise) and
+  again by the driver.
+
+Symlinks under a local input folder are never followed: each is counted as ignored with its
+reason, so a link can neither pull in files from outside the corpus nor, being byte-identical to
+its target, displace the real file in ``Dedupe``.
 
 Steps, one labelled ``PTransform`` each: ``MatchFiles`` (Beam fileio, recursive) -> ``CapSize`` ->
 ``ReadBytes`` (+ sha256) -> ``Dedupe`` (byte-identical files, the first relative path wins) ->
@@ -47,7 +57,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -57,7 +67,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from note_seq.protobuf import music_pb2
 
-from pipelines.beam_io import WriteSortedParquet, escape_glob, pipeline_options, write_json
+from pipelines.beam_io import (
+    WriteSortedParquet,
+    escape_glob,
+    pipeline_options,
+    removed_on_failure,
+    write_json,
+)
 from pipelines.parse_worker import ParseWorker
 from pipelines.readers import SUPPORTED_EXTENSIONS, Limits
 from pipelines.schema import NOTESEQ_SCHEMA, QUARANTINE_SCHEMA
@@ -65,9 +81,12 @@ from pipelines.summary import summarise
 
 NAMESPACE = "motif.ingest"
 MUSIC21_PREFIX = "music21:"
-DEFAULT_MAX_FILE_BYTES = 32 * 1024 * 1024
-DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_NUM_SHARDS = 4
+# The built-in defaults equal params.yaml's ``ingest`` section (a run without it behaves alike).
+DEFAULT_MAX_FILE_BYTES = 50_000_000
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_NUM_SHARDS = 2
+DEFAULT_MAX_MEMORY_MB = 2048.0  # per parse child and file; the biggest real file needs ~60 MiB
+DEFAULT_PARAMS = "params.yaml"
 NOTESEQ_PREFIX = "notesequences"
 QUARANTINE_FILE = "quarantine"
 METRICS_FILE = "metrics.json"
@@ -97,12 +116,13 @@ class Outcome:
     """One accounting record: a file entered (``matched``/``ignored``) or left the pipeline."""
 
     status: str  # matched | ignored | parsed | duplicate | quarantined
-    reason: str = ""  # quarantine reason
+    reason: str = ""  # quarantine reason; ignored: the extension, or a SYMLINK_REASONS code
     fallbacks: tuple[str, ...] = ()  # reader hops "a->b"
     extension_mismatch: bool = False
     tune_failures: tuple[str, ...] = ()  # reasons of quarantined tunes of a parsed file
     note: str = ""  # duplicates: "<dropped> == <kept>"
     reused: bool = False  # parsed: rows taken unchanged from an earlier run (--reuse)
+    log_messages: tuple[tuple[str, int], ...] = ()  # the readers' log lines, by kind
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,7 @@ class IngestConfig:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     timeout_s: float = DEFAULT_TIMEOUT_S
     num_shards: int = DEFAULT_NUM_SHARDS
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB  # <= 0: no cap
     limits: Limits = field(default_factory=Limits)
     progress: bool = True
     metrics_copy: str | None = None  # --metrics: a second copy (with run time) for DVC
@@ -136,6 +157,7 @@ class InputSpec:
     root: str
     patterns: tuple[str, ...]
     description: str
+    walk_root: str | None = None  # a local folder matched recursively: scanned for symlinks
 
 
 def _counter(name: str) -> Any:
@@ -195,7 +217,7 @@ def music21_source(name: str) -> InputSpec:
         return InputSpec(root, tuple(escape_glob(m) for m in matches), f"music21 corpus {name}")
     if not os.path.isdir(folder):
         raise UsageError(f"input not found: {MUSIC21_PREFIX}{name} (no folder {folder})")
-    return InputSpec(root, (escape_glob(folder) + "/**",), f"music21 corpus {name}")
+    return InputSpec(root, (escape_glob(folder) + "/**",), f"music21 corpus {name}", folder)
 
 
 def resolve_input(value: str) -> InputSpec:
@@ -212,7 +234,7 @@ def resolve_input(value: str) -> InputSpec:
         raise UsageError(f"input not found: {value}")
     if not _is_remote(path) and os.path.isfile(path):
         return InputSpec(posixpath.dirname(path), (escape_glob(path),), path)
-    return InputSpec(path, (escape_glob(path) + "/**",), path)
+    return InputSpec(path, (escape_glob(path) + "/**",), path, None if _is_remote(path) else path)
 
 
 def relative_path(path: str, root: str) -> str:
@@ -226,10 +248,52 @@ def relative_path(path: str, root: str) -> str:
 # Steps
 
 
+SYMLINK_REASONS = ("symlink", "symlink_loop", "symlink_broken")
+
+
+def symlink_reason(path: str) -> str:
+    """Why a symlink is ignored: it loops, points nowhere, or is simply a link."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return "symlink_broken"
+    except OSError:  # ELOOP, but also any other link that cannot be resolved
+        return "symlink_loop"
+    return "symlink"
+
+
+def find_symlinks(root: str) -> list[str]:
+    """Every symlink under ``root`` (to files or folders), never following one."""
+    found = []
+    for folder, dirs, files in os.walk(root):  # os.walk does not descend into linked folders
+        found.extend(
+            os.path.join(folder, name)
+            for name in dirs + files
+            if os.path.islink(os.path.join(folder, name))
+        )
+    return sorted(found)
+
+
+class _SymlinkOutcomesFn(beam.DoFn):
+    """One ``ignored`` outcome per symlink under a local input folder (Beam lists links to files
+    as if they were files, and silently skips loops, broken links and linked folders)."""
+
+    def process(self, root: str) -> Iterator[Outcome]:
+        for path in find_symlinks(root):
+            _counter("ignored").inc()
+            yield Outcome("ignored", reason=symlink_reason(path))
+
+
 class _ClassifyMatches(beam.DoFn):
-    """Keep files with a supported extension; account for every file seen."""
+    """Keep files with a supported extension; account for every file seen (symlinks are
+    accounted for by ``_SymlinkOutcomesFn``)."""
+
+    def __init__(self, local: bool) -> None:
+        self._local = local
 
     def process(self, meta: FileMetadata) -> Iterator[Any]:
+        if self._local and os.path.islink(meta.path):
+            return
         ext = posixpath.splitext(meta.path)[1].lower()
         if ext in SUPPORTED_EXTENSIONS:
             _counter("matched").inc()
@@ -240,6 +304,13 @@ class _ClassifyMatches(beam.DoFn):
             yield beam.pvalue.TaggedOutput("outcomes", Outcome("ignored", reason=ext or "none"))
 
 
+class Matched(NamedTuple):
+    """``MatchInputs``' outputs: file metadata to ingest, and one accounting record per entry."""
+
+    files: beam.PCollection
+    outcomes: beam.PCollection
+
+
 class MatchInputs(beam.PTransform):
     """Match the input patterns (recursively) with Beam fileio; outputs ``files``, ``outcomes``."""
 
@@ -247,7 +318,7 @@ class MatchInputs(beam.PTransform):
         super().__init__()
         self._spec = spec
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
+    def expand(self, pbegin: beam.pvalue.PBegin) -> Matched:
         allow = fileio.EmptyMatchTreatment.ALLOW
         if len(self._spec.patterns) == 1:
             metas = pbegin | "Match" >> fileio.MatchFiles(self._spec.patterns[0], allow)
@@ -257,9 +328,19 @@ class MatchInputs(beam.PTransform):
                 | "Patterns" >> beam.Create(list(self._spec.patterns))
                 | "Match" >> fileio.MatchAll(allow)
             )
-        return metas | "Classify" >> beam.ParDo(_ClassifyMatches()).with_outputs(
-            "outcomes", main="files"
+        walk_root = self._spec.walk_root
+        classified = metas | "Classify" >> beam.ParDo(
+            _ClassifyMatches(walk_root is not None)
+        ).with_outputs("outcomes", main="files")
+        if walk_root is None:
+            return Matched(classified.files, classified.outcomes)
+        links = (
+            pbegin
+            | "SymlinkRoot" >> beam.Create([walk_root])
+            | "FindSymlinks" >> beam.ParDo(_SymlinkOutcomesFn())
         )
+        outcomes = (classified.outcomes, links) | "WithSymlinks" >> beam.Flatten()
+        return Matched(classified.files, outcomes)
 
 
 class _CapSizeFn(beam.DoFn):
@@ -392,7 +473,9 @@ class _ParseFn(beam.DoFn):
         self._worker: ParseWorker | None = None
 
     def setup(self) -> None:
-        self._worker = ParseWorker(self._config.timeout_s, self._config.limits)
+        self._worker = ParseWorker(
+            self._config.timeout_s, self._config.limits, max_memory_mb=self._config.max_memory_mb
+        )
         self._worker.start()
 
     def teardown(self) -> None:
@@ -409,6 +492,7 @@ class _ParseFn(beam.DoFn):
             _tick_progress(corpus)
         for hop in result.fallbacks:
             _counter(f"fallback_{hop.replace('->', '_to_')}").inc()
+        log_messages = tuple(result.log_messages.items())
         if result.extension_mismatch and result.reason is None:
             _counter("extension_mismatch").inc()
         if result.reason is not None:
@@ -421,7 +505,12 @@ class _ParseFn(beam.DoFn):
             )
             yield beam.pvalue.TaggedOutput(
                 "outcomes",
-                Outcome("quarantined", reason=result.reason, fallbacks=tuple(result.fallbacks)),
+                Outcome(
+                    "quarantined",
+                    reason=result.reason,
+                    fallbacks=tuple(result.fallbacks),
+                    log_messages=log_messages,
+                ),
             )
             return
         for failure in result.failures:
@@ -447,6 +536,7 @@ class _ParseFn(beam.DoFn):
                 "sha256": item.sha256,
                 "reader": tune.reader,
                 "note_sequence": sequence.SerializeToString(),
+                "fallbacks": list(tune.fallbacks),
             }
         _counter("parsed").inc()
         yield beam.pvalue.TaggedOutput(
@@ -456,6 +546,7 @@ class _ParseFn(beam.DoFn):
                 fallbacks=tuple(result.fallbacks),
                 extension_mismatch=result.extension_mismatch,
                 tune_failures=tuple(f.reason for f in result.failures),
+                log_messages=log_messages,
             ),
         )
 
@@ -568,7 +659,12 @@ class AccountFn(beam.CombineFn):
         if record.status == "quarantined":
             counts[f"reason:{record.reason}"] += 1
         if record.status == "ignored":
-            counts[f"ignored:{record.reason}"] += 1
+            kind = record.reason if record.reason in SYMLINK_REASONS else "unsupported_extension"
+            counts[f"ignored_reason:{kind}"] += 1
+            if kind == "unsupported_extension":
+                counts[f"ignored:{record.reason}"] += 1
+        for message, count in record.log_messages:
+            counts[f"log:{message}"] += count
         for hop in record.fallbacks:
             counts[f"fallback:{hop}"] += 1
         for reason in record.tune_failures:
@@ -604,6 +700,7 @@ class AccountFn(beam.CombineFn):
             "quarantined": counts["status:quarantined"],
             "quarantined_by_reason": group("reason:"),
             "ignored": counts["status:ignored"],
+            "ignored_by_reason": group("ignored_reason:"),
             "ignored_by_extension": group("ignored:"),
             "extension_mismatch": counts["extension_mismatch"],
             "tunes": counts["tunes"],
@@ -611,6 +708,7 @@ class AccountFn(beam.CombineFn):
             "tunes_quarantined": sum(group("tune_reason:").values()),
             "tunes_quarantined_by_reason": group("tune_reason:"),
             "fallbacks": group("fallback:"),
+            "reader_log_messages": group("log:"),
             "empty_sequences": counts["empty_sequences"],
             "notes": counts["notes"],
             "hours": round(counts["time_us"] / 3.6e9, 6),
@@ -636,6 +734,8 @@ def check_accounting(metrics: dict[str, Any]) -> None:
         )
     if sum(metrics["quarantined_by_reason"].values()) != metrics["quarantined"]:
         problems.append("quarantined_by_reason does not sum to quarantined")
+    if sum(metrics.get("ignored_by_reason", {}).values()) != metrics.get("ignored", 0):
+        problems.append("ignored_by_reason does not sum to ignored")
     if sum(metrics["tunes_by_reader"].values()) != metrics["tunes"]:
         problems.append("tunes_by_reader does not sum to tunes")
     if metrics["parsed"] and metrics["tunes"] < metrics["parsed"]:
@@ -801,6 +901,8 @@ _KNOBS: tuple[tuple[str, str, Any, str, Any], ...] = (
     ("--max-file-bytes", "max_file_bytes", "int", "max_file_bytes", DEFAULT_MAX_FILE_BYTES),
     ("--timeout-s", "timeout_s", "float", "timeout_s", DEFAULT_TIMEOUT_S),
     ("--num-shards", "num_shards", "int", "num_shards", DEFAULT_NUM_SHARDS),
+    ("--max-notes", "max_notes", "int", "max_notes", Limits.max_notes),
+    ("--max-memory-mb", "max_memory_mb", "float", "max_memory_mb", DEFAULT_MAX_MEMORY_MB),
     ("--min-qpm", "min_qpm", "float", "min_tempo_qpm", Limits.min_qpm),
     ("--max-qpm", "max_qpm", "float", "max_tempo_qpm", Limits.max_qpm),
     ("--max-duration-s", "max_duration_s", "float", "max_duration_s", Limits.max_duration_s),
@@ -817,7 +919,11 @@ _HELP = {
     "timeout_s": "per-file parse time limit in seconds (<= 0: no limit, parse in-process)",
     "max_file_bytes": "larger files are quarantined unread",
     "num_shards": "number of notesequences-*.parquet shards",
+    "max_notes": "files with more notes (all tunes together) are quarantined as too_large",
+    "max_memory_mb": "memory (MiB) a parse child may add for one file, else quarantined as "
+    "memory (<= 0: no cap)",
 }
+_MAY_BE_OFF = ("timeout_s", "max_memory_mb")  # <= 0 switches these limits off
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -843,7 +949,9 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{_HELP.get(name, '')} (params.yaml ingest.{key}; default {default})".strip(),
         )
     parser.add_argument(
-        "--params", help="params.yaml: defaults from its 'ingest' and 'beam' sections"
+        "--params",
+        help="defaults from this file's 'ingest' and 'beam' sections (default: ./params.yaml "
+        "when present, else the built-in defaults, which match the shipped params.yaml)",
     )
     parser.add_argument("--metrics", help="also write the metrics (plus 'seconds') to this path")
     parser.add_argument(
@@ -856,9 +964,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_params(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(ingest section, beam section) of a params file; empty without ``--params``."""
+    """(ingest section, beam section) of a params file.
+
+    Without ``--params``, ``./params.yaml`` is read when it exists (a hand run in the project gets
+    the same limits as ``dvc repro``); elsewhere the built-in defaults apply.
+    """
     if path is None:
-        return {}, {}
+        if not os.path.isfile(DEFAULT_PARAMS):
+            return {}, {}
+        path = DEFAULT_PARAMS
     from pipelines.params import ParamsError, load_params
 
     try:
@@ -898,7 +1012,7 @@ def parse_args(argv: Sequence[str]) -> tuple[IngestConfig, str, list[str], dict[
             value = int(value) if kind == "int" else float(value)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"{flag} / ingest.{key}: not a number: {value!r}") from exc
-        if name != "timeout_s" and not value > 0:
+        if name not in _MAY_BE_OFF and not value > 0:
             raise UsageError(f"{flag} / ingest.{key} must be > 0, got {value}")
         values[name] = value
     corpus = args.corpus.strip()
@@ -913,6 +1027,7 @@ def parse_args(argv: Sequence[str]) -> tuple[IngestConfig, str, list[str], dict[
         max_duration_s=values["max_duration_s"],
         max_unzipped_bytes=values["max_unzipped_bytes"],
         max_zip_ratio=values["max_zip_ratio"],
+        max_notes=values["max_notes"],
     )
     config = IngestConfig(
         corpus=corpus,
@@ -920,6 +1035,7 @@ def parse_args(argv: Sequence[str]) -> tuple[IngestConfig, str, list[str], dict[
         max_file_bytes=values["max_file_bytes"],
         timeout_s=values["timeout_s"],
         num_shards=values["num_shards"],
+        max_memory_mb=values["max_memory_mb"],
         limits=limits,
         progress=not args.no_progress,
         metrics_copy=args.metrics,
@@ -955,7 +1071,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     try:
-        metrics = run(config, spec, beam_args, beam_params)
+        with removed_on_failure(config.output):  # a failed run leaves no new output folder
+            metrics = run(config, spec, beam_args, beam_params)
     except Exception as exc:
         # Beam wraps worker errors in the whole remote traceback; its last line names the cause.
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

@@ -19,7 +19,16 @@ How the child starts:
   that imports only the readers; it signals when ready, so its import time never counts against
   the per-file limit.
 
-With ``timeout_s <= 0`` the chain runs in-process (no isolation, no limit).
+Memory: with ``max_memory_mb > 0`` the child lowers its own address-space limit (``RLIMIT_AS``,
+Linux) before each file to what it already holds plus ``max_memory_mb``, and restores it before
+replying. A reader that needs more gets ``MemoryError``; the child reports the file as ``memory``
+and the parent replaces the child (a fresh heap for the next file). Without such a cap a valid
+12 MB MIDI of two million notes grew one child to about 2 GB. The cap counts address space the
+file adds, which the readers' pure-Python objects grow in step with resident memory; a forked
+child may also reuse the free heap it inherited without it counting, so its real headroom can
+exceed the cap by that much (tens of MiB in a Beam worker, little against the default 2 GiB).
+
+With ``timeout_s <= 0`` the chain runs in-process (no isolation, no time or memory limit).
 """
 
 from __future__ import annotations
@@ -28,14 +37,73 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
 from pipelines.readers import FileResult, Limits, parse_file
 
+try:
+    import resource
+except ImportError:  # not on Windows: no memory cap there
+    resource = None  # type: ignore[assignment]
+
 READY = "ready"
 HEARTBEAT = "tune"  # sent by the child between the tunes of a tunebook
 STARTUP_TIMEOUT_S = 300.0  # imports only (spawn); generous for a loaded machine
+
+
+def _address_space_bytes() -> int | None:
+    """This process's current virtual size (Linux ``/proc``), None where unknown."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@contextmanager
+def memory_cap(max_memory_mb: float) -> Iterator[None]:
+    """Let the block grow this process by at most ``max_memory_mb`` MiB (``RLIMIT_AS``).
+
+    The cap is relative to what the process already holds, so a forked child of a large Beam
+    worker gets the same headroom as a freshly spawned one. No-op when ``max_memory_mb <= 0``
+    or where the platform cannot tell or enforce it.
+    """
+    size = _address_space_bytes() if max_memory_mb > 0 and resource is not None else None
+    if size is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = size + int(max_memory_mb * 2**20)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _parse_capped(
+    data: bytes, name: str, limits: Limits, max_memory_mb: float, replies: Connection
+) -> FileResult:
+    """One file under the memory cap; reader bugs and ``MemoryError`` become the file's result."""
+    out_of_memory = False
+    try:
+        with memory_cap(max_memory_mb):
+            return parse_file(data, name, limits, on_tune=lambda: replies.send(HEARTBEAT))
+    except MemoryError:
+        out_of_memory = True  # build the result after the except block has freed the frames
+    except Exception as exc:  # a reader bug must not cost the child: report it as the file's
+        return FileResult(format=None, reason="parse_error", detail=f"{exc!r}"[:2000])
+    assert out_of_memory
+    return FileResult(
+        format=None,
+        reason="memory",
+        detail=f"reader chain needed more than max_memory_mb {max_memory_mb:g} MiB",
+    )
 
 
 def _serve(requests: Connection, replies: Connection) -> None:
@@ -43,14 +111,10 @@ def _serve(requests: Connection, replies: Connection) -> None:
     replies.send(READY)  # imports are done: the parent starts the clock only now
     while True:
         try:
-            data, name, limits = requests.recv()
+            data, name, limits, max_memory_mb = requests.recv()
         except (EOFError, OSError):
             return
-        try:
-            result = parse_file(data, name, limits, on_tune=lambda: replies.send(HEARTBEAT))
-        except Exception as exc:  # a reader bug must not cost the child: report it as the file's
-            result = FileResult(format=None, reason="parse_error", detail=f"{exc!r}"[:2000])
-        replies.send(result)
+        replies.send(_parse_capped(data, name, limits, max_memory_mb, replies))
 
 
 def _serve_duplex(conn: Connection) -> None:
@@ -65,12 +129,17 @@ def default_start_method() -> str:
 
 
 class ParseWorker:
-    """Parses files in a child process with a wall-clock limit per file."""
+    """Parses files in a child process with a wall-clock and a memory limit per file."""
 
     def __init__(
-        self, timeout_s: float, limits: Limits | None = None, start_method: str | None = None
+        self,
+        timeout_s: float,
+        limits: Limits | None = None,
+        start_method: str | None = None,
+        max_memory_mb: float = 0.0,
     ) -> None:
         self.timeout_s = timeout_s
+        self.max_memory_mb = max_memory_mb
         self.limits = limits or Limits()
         self.start_method = start_method or default_start_method()
         if self.start_method not in ("fork", "spawn"):
@@ -153,11 +222,14 @@ class ParseWorker:
                 if not self._replies.poll(STARTUP_TIMEOUT_S) or self._replies.recv() != READY:
                     raise OSError("reader process did not start")
                 self._ready = True
-            self._requests.send((data, name, self.limits))
+            self._requests.send((data, name, self.limits, self.max_memory_mb))
             while self._replies.poll(self.timeout_s):
                 reply = self._replies.recv()
-                if reply != HEARTBEAT:  # a heartbeat restarts the clock for the next tune
-                    return reply
+                if reply == HEARTBEAT:  # a heartbeat restarts the clock for the next tune
+                    continue
+                if reply.reason == "memory":
+                    self._stop()  # the child's heap is spent: the next file gets a fresh one
+                return reply
             reason, detail = "timeout", f"reader chain still running after {self.timeout_s:g} s"
         except (EOFError, OSError) as exc:
             reason = "reader_crash"

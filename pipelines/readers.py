@@ -24,22 +24,31 @@ by note-seq, plus chord symbols as note-seq-style ``CHORD_SYMBOL`` text annotati
 has the same shape whichever reader produced it.
 
 Bad input never raises out of :func:`parse_file`: it returns a :class:`FileResult` whose ``reason``
-is a short quarantine code (see :data:`QUARANTINE_REASONS`).
+is a short quarantine code (see :data:`QUARANTINE_REASONS`). Each parsed tune carries the fallback
+hops that led to its reader (stored per row as ``NOTESEQ_SCHEMA.fallbacks``). Running out of memory
+is the one exception: ``MemoryError`` propagates so that ``pipelines.parse_worker``, which caps each
+file's memory, can report it as ``memory``. note-seq's absl log lines are counted per file
+(``FileResult.log_messages``) instead of flooding stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import io
+import logging
 import math
 import os
 import re
 import struct
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +57,10 @@ import numpy as np
 import pretty_midi
 from mido.midifiles import meta as mido_meta
 from mido.midifiles import midifiles as mido_files
-from note_seq import abc_parser, midi_io, musicxml_parser, musicxml_reader
+from note_seq import abc_parser, chord_symbols_lib, midi_io, musicxml_parser, musicxml_reader
 from note_seq.protobuf import music_pb2
+
+from modeling.chord_spelling import abc_figure
 
 NoteSequence = music_pb2.NoteSequence
 CHORD_SYMBOL = NoteSequence.TextAnnotation.CHORD_SYMBOL
@@ -78,7 +89,7 @@ SUPPORTED_EXTENSIONS = frozenset(FORMAT_BY_EXTENSION)
 
 QUARANTINE_REASONS = (
     "empty",  # no bytes (or only whitespace)
-    "too_large",  # over the per-file size cap (decided in the pipeline, before reading)
+    "too_large",  # over the per-file size cap (before reading) or the per-file note cap
     "truncated",  # the container/stream ends early (MIDI chunk, zip directory, XML document)
     "unrecognised_format",  # bytes match no known format (e.g. random bytes)
     "extension_mismatch",  # bytes are another format than the name says, and that reader failed
@@ -88,7 +99,8 @@ QUARANTINE_REASONS = (
     "no_notes",  # a reader parsed it, but found not a single note
     "parse_error",  # every reader failed on a well-formed-looking file
     "timeout",  # the reader chain exceeded the per-file time limit (pipelines.parse_worker)
-    "reader_crash",  # the reader process died (e.g. out of memory)
+    "reader_crash",  # the reader process died
+    "memory",  # the reader chain needed more than the per-file memory cap (pipelines.parse_worker)
 )
 
 
@@ -102,6 +114,7 @@ class Limits:
     max_unzipped_bytes: int = 64 * 1024 * 1024
     max_zip_ratio: float = 200.0
     max_zip_members: int = 256
+    max_notes: int = 500_000  # per file (all tunes of a tunebook together)
 
 
 @dataclass
@@ -111,6 +124,7 @@ class ParsedTune:
     index: int  # position of the tune in its file (0 for single-piece formats)
     reader: str
     sequence: bytes  # NoteSequence.SerializeToString(), cheap to pickle between processes
+    fallbacks: tuple[str, ...] = ()  # the hops "a->b" that led to ``reader`` (empty: the first)
 
 
 @dataclass
@@ -133,6 +147,8 @@ class FileResult:
     extension_mismatch: bool = False
     reason: str | None = None  # set when the whole file is quarantined
     detail: str = ""
+    num_notes: int = 0  # notes of the accepted tunes so far (the per-file note cap)
+    log_messages: dict[str, int] = field(default_factory=dict)  # library log lines, by template
 
 
 class ReaderError(Exception):
@@ -287,6 +303,82 @@ def _midi_truncated(data: bytes) -> bool:
     return False
 
 
+# Data bytes after a channel status (by high nibble) and after system-common statuses.
+_CHANNEL_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+_SYSTEM_DATA_BYTES = {0xF1: 1, 0xF2: 2, 0xF3: 1}
+
+
+def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = 0
+    while pos < end:
+        byte = data[pos]
+        pos += 1
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            break
+    return value, pos
+
+
+def _count_track_note_ons(data: bytes, pos: int, end: int, budget: int) -> int:
+    """Note-ons (velocity > 0) in one track body, stopping once ``budget`` is passed."""
+    count = 0
+    status = 0
+    while pos < end:
+        _, pos = _read_varint(data, pos, end)  # delta time
+        if pos >= end:
+            break
+        byte = data[pos]
+        if byte >= 0x80:
+            pos += 1
+            if byte == 0xFF:  # meta event: type, length, payload; keeps the running status
+                length, pos = _read_varint(data, pos + 1, end)
+                pos += length
+                continue
+            if byte in (0xF0, 0xF7):  # sysex: length, payload; cancels the running status
+                length, pos = _read_varint(data, pos, end)
+                pos += length
+                status = 0
+                continue
+            if byte >= 0xF0:
+                pos += _SYSTEM_DATA_BYTES.get(byte, 0)
+                status = 0
+                continue
+            status = byte
+        elif not status:
+            break  # running status with nothing to run on: the track is damaged from here
+        kind = status & 0xF0
+        if kind == 0x90 and pos + 1 < end and data[pos + 1]:
+            count += 1
+            if count > budget:
+                break
+        pos += _CHANNEL_DATA_BYTES[kind]
+    return count
+
+
+def count_midi_note_ons(data: bytes, stop_after: int) -> int:
+    """Note-on events in a MIDI file, counted on the raw bytes (stops past ``stop_after``).
+
+    The per-file note cap is checked with this before any reader runs: mido, pretty_midi and
+    note-seq build several Python objects per event, so a valid 12 MB file of two million notes
+    would otherwise take minutes and gigabytes before its size could be judged. Damaged tracks
+    are counted up to the damage, as :func:`repair_midi` would read them.
+    """
+    start = data.find(b"MThd", 0, 64)
+    if start < 0 or len(data) < start + 8:
+        return 0
+    pos = start + 8 + struct.unpack(">I", data[start + 4 : start + 8])[0]
+    count = 0
+    while pos + 8 <= len(data) and count <= stop_after:
+        chunk_id, chunk_len = struct.unpack(">4sI", data[pos : pos + 8])
+        if chunk_id == b"MTrk":
+            end = min(pos + 8 + chunk_len, len(data))
+            count += _count_track_note_ons(data, pos + 8, end, stop_after - count)
+        elif not chunk_id.isalpha():
+            break
+        pos += 8 + chunk_len
+    return count
+
+
 # --------------------------------------------------------------------------------------------
 # MusicXML / MXL
 
@@ -434,6 +526,14 @@ def _chord_figure(symbol: Any) -> str:
 
     if isinstance(symbol, harmony.NoChord):
         return "N.C."
+    # ABC spellings ("D/f+" = D over F#) are misread by music21 ("D/f+" as D augmented over F):
+    # the written figure, respelled as extraction respells note-seq's, wins when note-seq takes it.
+    written = str(getattr(symbol, "figure", "") or "")
+    respelled = abc_figure(written)
+    if respelled is not None and respelled != written:
+        with contextlib.suppress(chord_symbols_lib.ChordSymbolError):
+            chord_symbols_lib.chord_symbol_pitches(respelled)
+            return respelled
     try:
         element = m21ToXml.MeasureExporter().chordSymbolToXml(symbol)
         return musicxml_parser.ChordSymbol(
@@ -624,6 +724,57 @@ def read_abc_tune_music21(header: Sequence[str], tune: Sequence[str]) -> list[No
 
 
 # --------------------------------------------------------------------------------------------
+# Library log lines
+
+
+_LOG_COUNTS = threading.local()  # the current parse's counter, per thread
+_LOG_PLACEHOLDER = re.compile(r"\s*%[-#0 +]*\d*(?:\.\d+)?[sdrfgixXe]")
+
+
+def _log_template(record: logging.LogRecord) -> str:
+    """The message's wording without its arguments: one key per kind of log line."""
+    text = _LOG_PLACEHOLDER.sub("", str(record.msg)).strip(" :")
+    return f"{record.levelname.lower()}: {text[:120]}"
+
+
+class _CountLogLines(logging.Filter):
+    """Swallows and counts the log lines of a parse in progress on this thread.
+
+    note-seq logs through absl one line per oddity, e.g. ``Unknown field name`` for every
+    unknown ABC header field of every tune: hundreds of stderr lines for one tunebook. The
+    outcomes are already accounted for per file, so the lines become counts (``FileResult``
+    ``log_messages``, summed in the ingest metrics). Outside a parse, lines pass untouched.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        counts: Counter[str] | None = getattr(_LOG_COUNTS, "counts", None)
+        if counts is None:
+            return True
+        counts[_log_template(record)] += 1
+        return False
+
+
+_LOG_FILTER = _CountLogLines()
+QUIETED_LOGGERS = ("absl",)  # where note-seq's readers log
+
+
+@contextmanager
+def counting_log_lines() -> Iterator[Counter[str]]:
+    """Count (and silence) the readers' log lines on this thread while the block runs."""
+    for name in QUIETED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _LOG_FILTER not in logger.filters:
+            logger.addFilter(_LOG_FILTER)
+    counts: Counter[str] = Counter()
+    outer = getattr(_LOG_COUNTS, "counts", None)
+    _LOG_COUNTS.counts = counts
+    try:
+        yield counts
+    finally:
+        _LOG_COUNTS.counts = outer
+
+
+# --------------------------------------------------------------------------------------------
 # The chain
 
 
@@ -676,28 +827,37 @@ class _ChainOutcome:
     sequences: list[NoteSequence]
     errors: list[str]
     empty: bool  # some reader parsed the input but found no notes in it
+    hops: tuple[str, ...] = ()  # the fallbacks taken on the way ("a->b")
 
 
 def _try_chain(
     chain: Sequence[tuple[str, Callable[[], list[NoteSequence]]]], result: FileResult
 ) -> _ChainOutcome:
-    """Try readers in order, recording each hop; a parse without notes also means "try the next"."""
+    """Try readers in order, recording each hop; a parse without notes also means "try the next".
+
+    ``MemoryError`` is not a reader failure: it goes up to the parse worker, which reports the
+    file as over its memory cap instead of trying a (usually hungrier) fallback.
+    """
     errors: list[str] = []
+    hops: list[str] = []
     empty = False
     for position, (name, call) in enumerate(chain):
         if position:
-            result.fallbacks.append(f"{chain[position - 1][0]}->{name}")
+            hops.append(f"{chain[position - 1][0]}->{name}")
+            result.fallbacks.append(hops[-1])
         try:
             sequences = call()
+        except MemoryError:
+            raise
         except Exception as exc:  # every library raises its own types; all mean "try the next"
             errors.append(_error_text(name, exc))
             continue
         with_notes = [sequence for sequence in sequences if len(sequence.notes)]
         if with_notes:
-            return _ChainOutcome(name, with_notes, errors, False)
+            return _ChainOutcome(name, with_notes, errors, False, tuple(hops))
         empty = True
         errors.append(f"{name}: parsed, but no notes")
-    return _ChainOutcome(None, [], errors, empty)
+    return _ChainOutcome(None, [], errors, empty, tuple(hops))
 
 
 def _classify_failure(data: bytes, fmt: str, magic: str | None) -> str:
@@ -714,15 +874,33 @@ def _classify_failure(data: bytes, fmt: str, magic: str | None) -> str:
 
 
 def _accept(
-    result: FileResult, index: int, reader: str, sequence: NoteSequence, limits: Limits
+    result: FileResult,
+    index: int,
+    outcome: _ChainOutcome,
+    sequence: NoteSequence,
+    limits: Limits,
 ) -> None:
     """Run the content checks and file the tune as parsed or failed."""
+    assert outcome.reader is not None
     try:
         check_content(sequence, limits)
     except ContentError as exc:
         result.failures.append(TuneFailure(index, exc.reason, str(exc)))
         return
-    result.tunes.append(ParsedTune(index, reader, sequence.SerializeToString()))
+    result.num_notes += len(sequence.notes)
+    result.tunes.append(
+        ParsedTune(index, outcome.reader, sequence.SerializeToString(), outcome.hops)
+    )
+
+
+def _over_note_cap(result: FileResult, limits: Limits) -> bool:
+    """Quarantine the whole file as ``too_large`` once its tunes pass the per-file note cap."""
+    if result.num_notes <= limits.max_notes:
+        return False
+    result.reason = "too_large"
+    result.detail = f"{result.num_notes}+ notes > max_notes {limits.max_notes}"
+    result.tunes, result.failures = [], []
+    return True
 
 
 def _parse_abc(
@@ -742,7 +920,9 @@ def _parse_abc(
         )
         if outcome.reader is not None:
             # music21 may see several scores in one section; the tune keeps its first.
-            _accept(result, index, outcome.reader, outcome.sequences[0], limits)
+            _accept(result, index, outcome, outcome.sequences[0], limits)
+            if _over_note_cap(result, limits):
+                return
             continue
         title = next((line[2:].strip() for line in tune if line.startswith("T:")), "")
         detail = f"tune {index} {title!r}: " + "; ".join(outcome.errors)
@@ -761,7 +941,9 @@ def parse_file(
     ``name`` (a path) only supplies the extension; the magic bytes win when they disagree with it
     (a MIDI named ``.xml`` is read as MIDI and counted as an extension mismatch). ``on_tune`` is
     called before each further tune of a tunebook (``pipelines.parse_worker`` uses it as a
-    heartbeat, so its time limit applies per tune rather than to a whole book).
+    heartbeat, so its time limit applies per tune rather than to a whole book). A file with more
+    than ``limits.max_notes`` notes is ``too_large`` (MIDI: judged on the raw note-on events,
+    before any reader runs). The readers' log lines are counted in ``log_messages``, not printed.
     """
     limits = limits or Limits()
     ext_fmt = format_for_path(name)
@@ -783,7 +965,13 @@ def parse_file(
         if bomb:
             result.reason, result.detail = "zip_bomb", bomb
             return result
-    with warnings.catch_warnings():
+    if fmt == MIDI:
+        note_ons = count_midi_note_ons(data, limits.max_notes)
+        if note_ons > limits.max_notes:
+            result.reason = "too_large"
+            result.detail = f"{note_ons}+ note-on events > max_notes {limits.max_notes}"
+            return result
+    with warnings.catch_warnings(), counting_log_lines() as log_lines:
         warnings.simplefilter("ignore")  # pretty_midi/music21 warn per file; outcomes are counted
         if fmt == ABC:
             _parse_abc(data, result, limits, on_tune)
@@ -792,10 +980,12 @@ def parse_file(
             outcome = _try_chain(chain, result)
             if outcome.reader is not None:
                 for index, sequence in enumerate(outcome.sequences):
-                    _accept(result, index, outcome.reader, sequence, limits)
+                    _accept(result, index, outcome, sequence, limits)
+                _over_note_cap(result, limits)
             else:
                 result.detail = "; ".join(outcome.errors)
                 result.reason = "no_notes" if outcome.empty else _classify_failure(data, fmt, magic)
+    result.log_messages = dict(sorted(log_lines.items()))
     if not result.tunes and result.reason is None:
         if result.failures:
             reasons = [failure.reason for failure in result.failures]
@@ -804,7 +994,7 @@ def parse_file(
             result.failures = []
         else:
             result.reason, result.detail = "parse_error", "no tune found"
-    if result.reason is not None and mismatch:
+    if result.reason not in (None, "too_large") and mismatch:
         result.detail = (
             f"named {os.path.splitext(name)[1]!r} but the bytes are {fmt} "
             f"({result.reason}): {result.detail}"

@@ -1,7 +1,8 @@
 """Parquet schemas shared by the pipelines, training and evaluation (one constant per table).
 
 ``NOTESEQ_SCHEMA``  rows written by ``pipelines.ingest``: one NoteSequence (serialized proto) per
-                    tune, with summary columns so that later stages can filter without parsing.
+                    tune, with summary columns so that later stages can filter without parsing,
+                    and the reader (plus the fallbacks taken to reach it) that produced it.
 ``EXAMPLE_SCHEMA``  rows written by ``pipelines.examples``: one training/eval example per row,
                     events stored as the family's base one-hot label indices (compact integers),
                     plus per-step chord columns for lead sheets (null for other families).
@@ -31,6 +32,10 @@ NOTESEQ_SCHEMA = pa.schema(
         pa.field("has_pedal", pa.bool_()),
         pa.field("time_signatures", pa.list_(pa.string())),  # e.g. ["4/4", "3/4"]
         pa.field("key", pa.string()),  # e.g. "C major"; first key signature, "" if none
+        # Reader fallbacks that led to ``reader``, e.g. ["note_seq_abc->music21"]; [] when the
+        # first reader took it, null in rows of runs that predate the column (kept by --reuse).
+        # Added last and nullable so readers of older files, and of named columns, are unchanged.
+        pa.field("fallbacks", pa.list_(pa.string())),
     ]
 )
 

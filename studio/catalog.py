@@ -6,6 +6,12 @@ metrics (perplexity, accuracy ...). ``modeling.variants`` says which family a re
 belongs to and, for performance models, which controls it is conditioned on, so the page can
 show only the controls that model takes.
 
+For people, each model also gets a plain description, what it is good for, the notes it can
+play and a quality verdict (:func:`modeling.batch.quality_verdict`: the evaluate stage's
+``data/reports/summary.json`` when it exists, ``$MOTIF_REPORTS_SUMMARY`` elsewhere, else the
+run's eval perplexity against a random guess); the technical facts stay in ``details``. Models
+come melody first, and ``default`` names the one the page opens on (a melody model).
+
 A user's pick (name + alias or version) is checked against this catalogue and pinned to one
 version number (:func:`resolve_choice`): only registered versions are ever loaded, and a batch
 regenerated later uses the same weights even if ``champion`` moved meanwhile.
@@ -14,10 +20,12 @@ regenerated later uses the same weights even if ``champion`` moved meanwhile.
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Any
 
 from modeling import registry
+from modeling.batch import DEFAULT_REPORTS, FAMILY_ORDER, note_name, quality_verdict, read_summary
 from studio.validation import FieldError, ModelChoice
 
 EVAL_METRICS = (
@@ -28,6 +36,69 @@ EVAL_METRICS = (
     "eval_no_event_accuracy",
 )
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}")
+REPORTS_ENV = "MOTIF_REPORTS_SUMMARY"
+DEFAULT_MODELS = ("attention_rnn", "lookback_rnn", "basic_rnn", "mono_rnn", "edm_rnn")
+"""The page opens on the first of these that is registered (else any melody model)."""
+
+PLAIN: dict[str, tuple[str, str]] = {
+    "basic_rnn": (
+        "Writes a single-line melody, one note at a time.",
+        "quick melodic ideas from a few notes",
+    ),
+    "mono_rnn": (
+        "Writes a single-line melody over the whole keyboard, in any key.",
+        "melodies outside the middle register or in a set key",
+    ),
+    "lookback_rnn": (
+        "Writes melodies that repeat and vary what came a bar or two before.",
+        "tunes with clear repeated phrases",
+    ),
+    "attention_rnn": (
+        "Writes melodies while looking back over the last few bars.",
+        "longer melodies that keep their motifs",
+    ),
+    "edm_rnn": (
+        "A melody model tuned on dance-style tunes.",
+        "short, repetitive dance hooks",
+    ),
+    "basic_improv": (
+        "Improvises a melody over chords you give it.",
+        "a tune over a simple progression of major and minor chords",
+    ),
+    "attention_improv": (
+        "Improvises a melody over your chords, looking back over the last few bars.",
+        "a tune over a major/minor progression that keeps its motifs",
+    ),
+    "chord_pitches_improv": (
+        "Improvises a melody over chords, hearing each chord's notes and bass.",
+        "progressions with sevenths and other richer chords",
+    ),
+    "polyphony": (
+        "Writes several voices at once, like a Bach chorale.",
+        "harmonising a tune or growing a chorale from a chord",
+    ),
+    "performance": (
+        "Plays the piano with expressive timing, all at one loudness.",
+        "free piano improvisation",
+    ),
+    "performance_with_dynamics": (
+        "Plays the piano with expressive timing and loudness.",
+        "free piano improvisation with dynamics",
+    ),
+    "density_conditioned_performance_with_dynamics": (
+        "Plays the piano at the note density you ask for.",
+        "sparse or busy textures on demand",
+    ),
+    "pitch_conditioned_performance_with_dynamics": (
+        "Plays the piano favouring the pitch classes (key) you ask for.",
+        "piano playing in a chosen key or mode",
+    ),
+    "multiconditioned_performance_with_dynamics": (
+        "Plays the piano at the density and in the pitch classes you ask for.",
+        "piano playing steered by both key and density",
+    ),
+}
+"""Per variant: what it does and what it is good for, in a musician's words."""
 
 
 def _variant_info(name: str) -> dict[str, Any]:
@@ -40,17 +111,46 @@ def _variant_info(name: str) -> dict[str, Any]:
         return {
             "family": None,
             "description": "not a motif variant",
+            "plain": "Not a motif model, so the Studio cannot play it.",
+            "good_for": "",
+            "range": None,
+            "classes": None,
             "density": False,
             "histogram": False,
         }
     enc = cfg.encoding
     controlled = isinstance(enc, ControlledPerformance)
+    plain, good_for = PLAIN.get(name, (cfg.description, ""))
     return {
         "family": cfg.family,
-        "description": cfg.description,
+        "description": cfg.description,  # the encoding, for the details
+        "plain": plain,
+        "good_for": good_for,
+        "range": _playable_range(enc.event_space),
+        "classes": int(enc.num_classes),
         "density": bool(controlled and enc.density),
         "histogram": bool(controlled and enc.histogram),
     }
+
+
+def _playable_range(event_space: str) -> str | None:
+    """``melody:48-84`` -> ``C3 to B5`` (melody and improv models play a fixed note range)."""
+    m = re.fullmatch(r"melody:(\d+)-(\d+)", event_space or "")
+    if not m:
+        return None
+    return f"{note_name(int(m.group(1)))} to {note_name(int(m.group(2)) - 1)}"
+
+
+def _sort_key(model: dict[str, Any]) -> tuple[int, str]:
+    family = model.get("family")
+    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else 99, model["name"])
+
+
+def _default_model(models: list[dict[str, Any]]) -> str | None:
+    names = [m["name"] for m in models if m.get("family")]
+    preferred = [n for n in DEFAULT_MODELS if n in names]
+    melody = [m["name"] for m in models if m.get("family") == "melody"]
+    return (preferred or melody or names or [None])[0]
 
 
 def _run_metrics(client: Any, run_id: str) -> dict[str, float]:
@@ -81,6 +181,7 @@ def load_catalogue() -> dict[str, Any]:
     except Exception as exc:  # MLflow store errors vary by backend
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return {"tracking_uri": uri, "models": [], "error": f"registry at {uri}: {first}"}
+    summary = read_summary(os.environ.get(REPORTS_ENV) or DEFAULT_REPORTS)
     models: dict[str, dict[str, Any]] = {}
     for row in rows:
         name = row["name"]
@@ -89,6 +190,15 @@ def load_catalogue() -> dict[str, Any]:
         metrics = _run_metrics(client, row["run_id"])
         if "eval_loss" not in metrics and row["eval_loss"]:
             metrics["eval_loss"] = float(row["eval_loss"])
+        ppl = metrics.get("eval_perplexity")
+        if ppl is None and metrics.get("eval_loss") is not None and metrics["eval_loss"] < 50:
+            ppl = math.exp(metrics["eval_loss"])
+        classes = models[name]["classes"]
+        entry = summary.get(name) if isinstance(summary.get(name), dict) else {}
+        evaluated = entry.get("model_version") in (None, row["version"], str(row["version"]))
+        quality = quality_verdict(  # the report speaks for the version it evaluated only
+            summary if evaluated else {}, name, perplexity=ppl, uniform=classes
+        )
         models[name]["versions"].append(
             {
                 "version": row["version"],
@@ -98,9 +208,16 @@ def load_catalogue() -> dict[str, Any]:
                 "data_version": row["data_version"],
                 "champion_decision": row["champion_decision"],
                 "run_id": row["run_id"],
+                "quality": quality,
             }
         )
-    return {"tracking_uri": uri, "models": list(models.values()), "error": None}
+    ordered = sorted(models.values(), key=_sort_key)
+    return {
+        "tracking_uri": uri,
+        "models": ordered,
+        "default": _default_model(ordered),
+        "error": None,
+    }
 
 
 def resolve_choice(catalogue: dict[str, Any], name: str, ref: str) -> ModelChoice:

@@ -22,11 +22,13 @@ are dropped when the store exceeds its byte or batch budget.
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import secrets
 import tempfile
 import threading
 import time
+import zipfile
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from modeling import generate as G
+from modeling import render
 from modeling.primers import RequestError
 from studio.validation import MAX_SEED, FieldError, StudioRequest, field_error
 
@@ -258,6 +261,20 @@ class Studio:
         ext, media = KINDS[kind]
         return data, media, sample.stem + ext
 
+    def batch_zip(self, batch_id: str) -> tuple[bytes, str] | None:
+        """Every file of a batch's samples as one ZIP (bytes, download name), or None."""
+        batch = self.batch(batch_id)
+        if batch is None:
+            return None
+        with self._lock:
+            files = [(s.stem + KINDS[k][0], d) for s in batch.samples for k, d in s.data.items()]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in files:
+                zf.writestr(name, data)
+        seed = batch.sreq.settings.get("seed", "")
+        return buf.getvalue(), f"{batch.variant}_{seed}.zip"
+
     # ------------------------------------------------------------------ the worker
 
     def _model(self, job: Job) -> Any:
@@ -374,7 +391,8 @@ def _render(
                 "reached_length": s.reached_length,
                 "plan": plan.info,
                 "total_time": ns.total_time,
-                "num_notes": len(ns.notes),
+                "num_notes": len(render.split_parts(ns)[0]),
+                "num_chord_notes": len(render.split_parts(ns)[1]),
                 "events": s.events.tolist(),
             }
         )
@@ -398,9 +416,11 @@ def _render(
             }
             if "audio" in p:
                 data["wav"] = Path(p["audio"]).read_bytes()
+            melody, chords = render.split_parts(ns)
             info = {
                 "log_likelihood": round(float(s.log_likelihood), 4),
-                "num_notes": len(ns.notes),
+                "num_notes": len(melody),  # what the model played; backing chords apart
+                "num_chord_notes": len(chords),
                 "seconds": round(float(ns.total_time), 3),
                 "num_events": len(s.events),
                 "reached_length": s.reached_length,

@@ -14,10 +14,22 @@ Routes (all JSON unless noted):
   422 ``{"error": {"field", "message"}}`` for bad input, 413 for an oversized upload.
 * ``GET /api/jobs/{id}``: status, progress, the batch when done or the error with its field.
 * ``POST /api/batches/{id}/regenerate`` and ``/api/batches/{id}/samples/{n}/regenerate``.
+* ``GET /api/batches/{id}/zip``: every file of a batch's samples as one ZIP download.
 * ``GET /api/samples/{token}/{midi|png|wav|json}``: rendered bytes from memory (ranges for WAV).
+
+A form with ``primer_type=sample`` and ``primer_sample=<token>`` continues a sample the Studio
+made: its MIDI is read from memory like an upload. Any malformed path or parameter gets the
+app's own ``{"error": ...}`` answer, never the framework's default validation JSON.
 
 The request body is counted while it is read and refused past the upload cap, so a huge upload
 cannot fill memory or disk; the uploaded file's name is never used.
+
+Two checks keep other web pages out of a Studio on localhost. The ``Host`` header must be a
+loopback name (``localhost``, ``127.0.0.1``, ``[::1]``) or one the user allowed
+(``--allowed-host``): a DNS-rebinding page reaches the socket under its own name, so that name is
+refused (400). And a ``POST`` whose ``Origin`` (or, without one, ``Referer``) is not the Studio's
+own ``scheme://host:port`` is refused (403), so no page can queue generations with a cross-site
+form; requests without either header (curl, scripts) are not browser requests and pass.
 """
 
 from __future__ import annotations
@@ -25,16 +37,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+import urllib.parse
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modeling import generate as G
 from modeling.scales import SCALE_NAMES
@@ -65,6 +81,12 @@ _SECURITY_HEADERS = {
 }
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""Host names always accepted: the ones a browser on this machine uses for a loopback address."""
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 class _TooLarge(Exception):
     pass
 
@@ -88,6 +110,51 @@ def _limited(receive: Any, cap: int) -> Any:
         return message
 
     return wrapped
+
+
+def _origin_key(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or URL, default port filled in; None if unparsable."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+class SameOriginMiddleware:
+    """Refuse state-changing requests that a browser sent from another origin (403).
+
+    Browsers attach ``Origin`` to cross-origin (and same-origin) ``POST`` requests; some older
+    browsers send only ``Referer``, so it stands in when ``Origin`` is absent. A request with
+    neither is not a browser's and passes. The Studio's own origin is the request's scheme and
+    ``Host`` header, which :class:`TrustedHostMiddleware` has already restricted to names this
+    machine answers to.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in _SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        claimed = headers.get("origin")
+        if claimed is None:
+            claimed = headers.get("referer")
+        if claimed is not None:
+            own = _origin_key(f"{scope.get('scheme', 'http')}://{headers.get('host', '')}")
+            if own is None or _origin_key(claimed) != own:
+                response = _error(
+                    403, "form", "Cross-origin requests are refused; open the Studio's own page"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _options(limits: Limits) -> dict[str, Any]:
@@ -127,8 +194,16 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return (start, end) if start <= end < size else (size, size)
 
 
-def create_app(limits: Limits | None = None, studio: Studio | None = None) -> FastAPI:
-    """The Studio app; ``limits`` and ``studio`` are injectable for tests."""
+def create_app(
+    limits: Limits | None = None,
+    studio: Studio | None = None,
+    allowed_hosts: Iterable[str] = (),
+) -> FastAPI:
+    """The Studio app; ``limits`` and ``studio`` are injectable for tests.
+
+    ``allowed_hosts`` are ``Host`` names accepted besides :data:`LOOPBACK_HOSTS` (``*.lan`` style
+    wildcards, or ``*`` for any, as Starlette's ``TrustedHostMiddleware`` reads them).
+    """
     limits = limits or Limits()
     studio = studio or Studio()
     pages = {name: (STATIC / name).read_bytes() for name in ("index.html", *STATIC_FILES)}
@@ -142,6 +217,17 @@ def create_app(limits: Limits | None = None, studio: Studio | None = None) -> Fa
         title="motif Studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.studio, app.state.limits = studio, limits
+    # added first, so they sit inside the security-headers middleware and their answers get them
+    app.add_middleware(SameOriginMiddleware)
+    app.add_middleware(
+        TrustedHostMiddleware,
+        allowed_hosts=[*LOOPBACK_HOSTS, *allowed_hosts],
+        www_redirect=False,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, _exc: RequestValidationError) -> Response:
+        return _error(404, "form", "No such page or item")
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -203,6 +289,12 @@ def create_app(limits: Limits | None = None, studio: Studio | None = None) -> Fa
                 and (upload.filename or upload.size)
             ):
                 data = await upload.read(limits.max_upload_bytes + 1)
+            if fields.get("primer_type") == "sample":
+                token = fields.get("primer_sample", "")
+                found = studio.sample_file(token, "midi") if _ID.fullmatch(token) else None
+                if found is not None:
+                    data = found[0]
+                    fields["primer_sample_name"] = found[2]
             catalogue = await run_in_threadpool(load_catalogue)
             choice = resolve_choice(catalogue, fields.get("model", ""), fields.get("version", ""))
             sreq = await run_in_threadpool(
@@ -241,10 +333,26 @@ def create_app(limits: Limits | None = None, studio: Studio | None = None) -> Fa
         return _regen(studio.regenerate_batch, batch_id)
 
     @app.post("/api/batches/{batch_id}/samples/{index}/regenerate")
-    def regenerate_sample(batch_id: str, index: int) -> Response:
+    def regenerate_sample(batch_id: str, index: str) -> Response:
         if not _ID.fullmatch(batch_id):
             return _error(404, "form", "No such batch")
-        return _regen(studio.regenerate_sample, batch_id, index)
+        if not re.fullmatch(r"\d{1,4}", index):
+            return _error(
+                404, "form", f"There is no sample {index[:20]!r}; samples are numbered 1, 2, ..."
+            )
+        return _regen(studio.regenerate_sample, batch_id, int(index))
+
+    @app.get("/api/batches/{batch_id}/zip")
+    def batch_zip(batch_id: str) -> Response:
+        found = studio.batch_zip(batch_id) if _ID.fullmatch(batch_id) else None
+        if found is None:
+            return _error(404, "form", "That batch is gone (the Studio keeps the most recent ones)")
+        data, filename = found
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
     @app.get("/api/samples/{token}/{kind}")
     def sample(token: str, kind: str, request: Request) -> Response:

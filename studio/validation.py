@@ -28,12 +28,14 @@ from note_seq.protobuf import music_pb2
 
 from modeling import generate as G
 from modeling import primers as P
+from modeling.batch import plain_number
 from modeling.primers import RequestError
 from modeling.scales import SCALE_NAMES, ScaleError
 from modeling.scales import resolve as resolve_scale
 
 FAMILIES = ("melody", "improv", "polyphony", "performance")
-PRIMER_TYPES = ("none", "notes", "events", "chord", "midi")
+PRIMER_TYPES = ("none", "notes", "events", "chord", "midi", "sample")
+"""``sample``: a sample the Studio generated earlier, sent back by token as a MIDI primer."""
 HISTOGRAM_MODES = ("off", "sliders", "key")
 PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MAX_SEED = 2**31 - 1
@@ -79,7 +81,7 @@ def sentence(text: str) -> str:
     line = re.sub(r"^--[a-z_]+(?:/--[a-z_]+)?:\s*", "", line)
     line = _FLAG_WORDS.sub(lambda m: _flag_label(m.group(0)), line)
     line = re.sub(r"\b(Length)(?: / Length)+\b", r"\1", line)
-    if line and line[0].islower():
+    if re.match(r"[a-z]+\b(?![_.:/-]\w)", line):  # a word, not a name such as attention_rnn
         line = line[0].upper() + line[1:]
     return line if line.endswith((".", "!", "?")) else line + "."
 
@@ -211,8 +213,10 @@ def _float(
     except ValueError:
         raise FieldError(name, f"{LABELS[name]} must be a number, got {text!r}") from None
     if not math.isfinite(value) or value > hi or value < lo or (lo_open and value <= lo):
-        low = f"above {lo:g}" if lo_open else f"at least {lo:g}"
-        raise FieldError(name, f"{LABELS[name]} must be {low} and at most {hi:g}, got {text}")
+        low = f"above {plain_number(lo)}" if lo_open else f"at least {plain_number(lo)}"
+        raise FieldError(
+            name, f"{LABELS[name]} must be {low} and at most {plain_number(hi)}, got {text}"
+        )
     return value
 
 
@@ -265,10 +269,24 @@ def parse_notes(text: str, max_steps: int) -> list[int]:
     return events
 
 
+def parse_events(text: str) -> list[int]:
+    """A Magenta event list (``[60, -2, 62, -1]``), its problems counted from 1 like notes."""
+    events = P.parse_int_list(text, "--primer_melody", "[60, -2, 60, -2, 67, -2, 67, -2]")
+    for i, v in enumerate(events, 1):
+        if not -2 <= v <= 127:
+            raise RequestError(
+                f"event {i} ({v}) is not -2 (hold), -1 (note off) or a MIDI pitch 0..127"
+            )
+    return P.parse_primer_melody(text)
+
+
 def parse_chord(text: str) -> list[int]:
     """A chord primer: ``[67, 64, 60]`` (MIDI pitches, Magenta's flag) or ``G4 E4 C4``."""
     if text.lstrip().startswith("[") or re.fullmatch(r"[\d\s,]+", text):
         body = text if text.lstrip().startswith("[") else f"[{text}]"
+        for i, p in enumerate(P.parse_int_list(body, "--primer_pitches", "[67, 64, 60]"), 1):
+            if not 0 <= p <= 127:  # counted from 1, like typed notes
+                raise RequestError(f"pitch {p} (number {i}) is not a MIDI pitch 0..127")
         return P.parse_primer_pitches(body)
     names = [t for t in re.split(r"[\s,]+", text.strip()) if t]
     if not names:
@@ -340,12 +358,19 @@ def _primer(
         )
     text = _text(form, "primer_text", limits)
     max_steps = int(limits.max_bars * G.STEPS_PER_BAR)
-    if kind == "midi":
+    if kind in ("midi", "sample"):
         if upload is None:
+            if kind == "sample":
+                raise FieldError(
+                    "primer_type", "That sample is gone; generate again or pick another primer"
+                )
             raise FieldError("primer_midi", "Choose a MIDI file to upload, or pick another primer")
         ns = read_midi_upload(upload, limits)
         req.primer_midi = ns
-        return kind, {"primer_notes": len(ns.notes), "primer_seconds": round(ns.total_time, 3)}
+        info = {"primer_notes": len(ns.notes), "primer_seconds": round(ns.total_time, 3)}
+        if kind == "sample":
+            info["primer_sample"] = _text(form, "primer_sample_name", limits)
+        return kind, info
     if kind == "none":
         return kind, {}
     if not text:
@@ -354,7 +379,7 @@ def _primer(
         if kind == "notes":
             req.primer_melody = parse_notes(text, max_steps)
         elif kind == "events":
-            events = P.parse_primer_melody(text)
+            events = parse_events(text)
             if len(events) > max_steps:
                 raise ValueError(f"the event list has {len(events)} steps; the cap is {max_steps}")
             req.primer_melody = events
@@ -383,7 +408,9 @@ def _length(
         return {"length_seconds": seconds}
     bars = _float(form, "length", None, 0.0, limits.max_bars, limits, lo_open=True)
     if bars is not None and round(bars * G.STEPS_PER_BAR) < 1:
-        raise FieldError("length", f"Length {bars:g} bars is shorter than one 16th step")
+        raise FieldError(
+            "length", f"Length {plain_number(bars)} bars is shorter than one 16th step"
+        )
     req.num_bars = bars
     return {"length_bars": bars}
 
@@ -434,8 +461,8 @@ def _performance(
             if max(values) > limits.max_density:
                 raise FieldError(
                     "density",
-                    f"Note density {max(values):g} is above "
-                    f"{limits.max_density:g} notes per second",
+                    f"Note density {plain_number(max(values))} is above "
+                    f"{plain_number(limits.max_density)} notes per second",
                 )
             req.notes_per_second = density
             out["notes_per_second"] = density
@@ -465,7 +492,7 @@ def slider_histogram(values: Sequence[str], limits: Limits) -> list[float]:
         if not math.isfinite(v) or not 0 <= v <= limits.max_histogram_weight:
             raise FieldError(
                 "histogram",
-                f"The {name} weight must be 0..{limits.max_histogram_weight:g}, got {text}",
+                f"The {name} weight must be 0..{plain_number(limits.max_histogram_weight)}, got {text}",
             )
         out.append(v)
     return out
@@ -577,5 +604,14 @@ def field_for_message(message: str, primer_type: str = "none") -> str:
 
 
 def field_error(message: str, primer_type: str = "none") -> FieldError:
-    """A :class:`FieldError` for a ``modeling.generate`` / registry message."""
-    return FieldError(field_for_message(message, primer_type), message)
+    """A :class:`FieldError` for a ``modeling.generate`` / registry message.
+
+    For typed notes the engine's event number is dropped: it counts 16th steps, not the notes
+    the user typed, and the message already names the note.
+    """
+    if primer_type == "notes":
+        message = re.sub(r" \(MIDI \d+, event \d+\)", "", message)
+    field = field_for_message(message, primer_type)
+    if field == "primer_midi" and primer_type == "sample":
+        field = "primer_type"
+    return FieldError(field, message)

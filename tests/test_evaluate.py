@@ -51,11 +51,20 @@ evaluate:
   polyphony_steps: 32
   performance_seconds: 3
   data_samples: 6
-  extra_eval_sets: {{melody: [mel2, mel, edm], improv: [mel]}}
+  extra_eval_sets: {{melody: [mel2, mel, edm, mel_eval], improv: [mel]}}
   performance_requests:
     - {{notes_per_second: 3}}
     - {{pitch_class_histogram: [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]}}
 """
+
+
+def write_eval_only_set(root: Path) -> Path:
+    """A held-out melody set as ``pipelines.examples`` writes one for ``splits: [eval]``
+    (``pop909_eval``, ``asap_eval`` in profiles/full.yaml): an empty train split."""
+    write_example_set(root, name=root.name, num_train=0, num_eval=5, seed=11)
+    meta = json.loads((root / "meta.json").read_text())
+    (root / "meta.json").write_text(json.dumps({**meta, "splits": ["eval"]}))
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +77,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     rng = np.random.default_rng(0)
     write_example_set(ex / "mel", name="mel")
     write_example_set(ex / "mel2", name="mel2", seed=3)
+    write_eval_only_set(ex / "mel_eval")
     write_example_set(ex / "imp", name="imp", family="improv", chords=True)
     write_events_set(
         ex / "poly",
@@ -216,8 +226,11 @@ def test_held_out_metrics_are_the_training_eval_of_the_champion(
 def test_cross_corpus_perplexity(report: Path) -> None:
     summary = json.loads((report / "summary.json").read_text())
     cross = summary["basic_rnn"]["cross"]
-    assert set(cross) == {"mel2"}  # own set excluded, edm not built
+    assert set(cross) == {"mel2", "mel_eval"}  # own set excluded, edm not built
     assert math.isfinite(cross["mel2"]["perplexity"])
+    # the eval-only set (no train split) is scored too
+    assert math.isfinite(cross["mel_eval"]["perplexity"])
+    assert cross["mel_eval"]["perplexity"] != cross["mel2"]["perplexity"]
     assert cross["mel2"]["perplexity"] != summary["basic_rnn"]["eval"]["perplexity"]
     assert summary["chord_pitches_improv"]["cross"] == {}  # a melody set cannot score improv
     text = (report / "report.md").read_text()
@@ -320,6 +333,59 @@ def test_cache_reuses_only_unchanged_variants(
     # only the named models stay in the cache
     assert E.main(["--output", str(tmp_path / "d"), *base[:4], *cache, "--seed", "9"]) == 0
     assert [p.name for p in (tmp_path / "cache").glob("*.json")] == ["basic_rnn.json"]
+
+
+def test_variant_on_an_eval_only_set(in_store: dict, tmp_path: Path) -> None:
+    """A variant evaluated on a held-out corpus with no train split: metrics, statistics and
+    the uniform baseline all come from its eval split."""
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"variants: {{basic_rnn: {{example_set: mel_eval}}}}\n"
+        f"evaluate: {{examples_root: {in_store['examples']}, num_samples: 2, melody_steps: 16,"
+        f" data_samples: 3}}\n"
+    )
+    out = tmp_path / "out"
+    argv = ["--output", str(out), "--params", str(params), "--models", "basic_rnn", "--quiet"]
+    assert E.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    entry = summary["basic_rnn"]
+    assert entry["example_set"] == "mel_eval" and entry["eval"]["examples"] == 5
+    assert math.isfinite(entry["eval"]["perplexity"])
+    assert 0.0 <= entry["generated"]["pch_distance"] <= 1.0
+    rows = {r["variant"] for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows == {"basic_rnn", "uniform_random@mel_eval"}
+    # training still refuses it, with the one-line reason
+    from modeling.data import ExampleSet, ExampleSetError
+
+    with pytest.raises(ExampleSetError, match="no training example"):
+        ExampleSet.load(Path(in_store["examples"]) / "mel_eval")
+
+
+def test_cache_key_follows_every_imported_module(tmp_path: Path, monkeypatch) -> None:
+    """The cache's code key covers what ``modeling.evaluate`` imports (derived from the imports):
+    an edited decoder or scorer in a copy of the code changes it, an unimported module does not."""
+    from pipelines import stagedeps
+
+    for package in stagedeps.Project(REPO).packages:
+        shutil.copytree(
+            REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    monkeypatch.setattr(stagedeps, "ROOT", tmp_path)
+    settings = E.Settings(examples_root=tmp_path / "no_examples")
+    base = E.ResultCache(tmp_path / "cache", settings).base
+    assert E.code_version(tmp_path) == E.code_version(REPO)  # same bytes, same key
+    for rel, changes in [
+        ("modeling/families/melody.py", True),  # a decoder
+        ("modeling/train.py", True),  # the held-out scorer
+        ("modeling/data.py", True),
+        ("modeling/batch.py", False),  # not imported by the evaluation
+    ]:
+        path = tmp_path / rel
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# edited\n")
+        assert (E.ResultCache(tmp_path / "cache", settings).base != base) is changes, rel
+        path.write_bytes(original)
+    assert E.ResultCache(tmp_path / "cache", settings).base == base
 
 
 # ============================================================================ helpers

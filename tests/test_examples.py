@@ -19,8 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from apache_beam.options.pipeline_options import DirectOptions
 
 from pipelines import examples, ingest
+from pipelines.beam_io import pipeline_options
 from pipelines.params import ParamsError
 from pipelines.schema import EXAMPLE_SCHEMA, REJECT_SCHEMA
 from tests.conftest import REPO
@@ -161,3 +163,47 @@ def test_cli_bad_params_exit_2_with_one_line(
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()  # a failed run leaves no empty output folder
+
+
+def test_cli_failing_pipeline_removes_its_new_output_folder(tmp_path: Path) -> None:
+    junk = tmp_path / "ingest" / "junk"
+    junk.mkdir(parents=True)
+    (junk / "notesequences-00000-of-00001.parquet").write_bytes(b"not parquet at all")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump({"example_sets": {"s": {"family": "melody", "corpora": ["junk"]}}})
+    )
+    out = tmp_path / "sets" / "s"
+    proc = _cli("--set", "s", "--params", str(params), "--ingest-root", str(tmp_path / "ingest"),
+                "--output", str(out), "--direct_running_mode=in_memory")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("examples: failed: "), proc.stderr
+    assert not (tmp_path / "sets").exists()  # every folder the run created is gone again
+
+
+def test_in_memory_examples_run_has_no_worker_count_warning(
+    ingest_root: Path, tmp_path: Path
+) -> None:
+    """params.yaml's shared ``beam`` section asks for 2 workers and the examples stage for
+    ``in_memory``: Beam used to warn on every run that the worker count had no effect."""
+    shared = {"direct_num_workers": 2, "direct_running_mode": "multi_threading"}
+    options = pipeline_options([], {**shared, "direct_running_mode": "in_memory"})
+    assert options.view_as(DirectOptions).direct_num_workers == 1  # Beam's in_memory count
+    threaded = pipeline_options([], shared)
+    assert threaded.view_as(DirectOptions).direct_num_workers == 2  # kept where it matters
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "beam": shared,
+                "examples": {"beam": {"direct_running_mode": "in_memory"}},
+                "example_sets": {"s": {"family": "melody", "corpora": ["mix"]}},
+            }
+        )
+    )
+    proc = _cli("--set", "s", "--params", str(params), "--ingest-root", str(ingest_root),
+                "--output", str(tmp_path / "out"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "direct_num_workers" not in proc.stderr

@@ -4,7 +4,8 @@ A scratch project gets a copy of the code, dvc.yaml and a tiny params.yaml (one 
 inbox, one melody variant, one generation request), then the ``rebuild`` flow runs every stage
 under ``prefect_test_harness``; ``refresh`` ingests files dropped into the inbox (reusing what was
 parsed before) and fine-tunes the variant from its champion; a failing stage ends its flow failed
-with the stage and reason in the state message; served deployments carry their cron schedules.
+with the stage and reason in the state message; the shipped params.yaml's schedules (cron and
+time zone) reach the deployments (``tests/test_serve.py`` serves them on a Prefect server).
 """
 
 from __future__ import annotations
@@ -171,28 +172,32 @@ def test_failed_stage_fails_the_flow(project: Path, flow_env: None, harness: Non
 
 
 def test_served_deployments_carry_schedules(project: Path, flow_env: None, harness: None) -> None:
+    """The shipped params.yaml's schedules (cron and time zone) reach the Prefect API."""
     import asyncio
 
     from prefect.client.orchestration import get_client
 
     from flows.serve import deployments
+    from pipelines.params import load_params
 
-    deps = deployments(TINY_PARAMS, root=str(project))
+    shipped = load_params(REPO / "params.yaml")
+    deps = deployments(shipped, root=str(project))
     by_name = {d.name: d for d in deps}
     assert set(by_name) == {"motif-rebuild", "motif-refresh", "motif-generate"}
     for dep in deps:
         dep.apply()
 
-    async def read() -> dict[str, list[str]]:
+    async def read() -> dict[str, list[tuple[str, str]]]:
         async with get_client() as client:
             found = {}
             for flow_name in ("rebuild", "refresh", "generate"):
                 d = await client.read_deployment_by_name(f"{flow_name}/motif-{flow_name}")
-                found[flow_name] = [s.schedule.cron for s in d.schedules]
+                found[flow_name] = [(s.schedule.cron, s.schedule.timezone) for s in d.schedules]
             return found
 
+    schedules = shipped["schedules"]
+    assert schedules["timezone"]
     assert asyncio.run(read()) == {
-        "rebuild": ["0 3 * * 0"],
-        "refresh": ["0 2 * * *"],
-        "generate": [],
+        name: [(schedules[name], schedules["timezone"])] if schedules.get(name) else []
+        for name in ("rebuild", "refresh", "generate")
     }

@@ -384,7 +384,7 @@ def test_sample_does_not_depend_on_batch_size(trained: dict) -> None:
 
 BAD = [
     (["--backing_chords", "C G Hmaj7 F"], "chord_pitches_improv", ["'Hmaj7'", "position 3"]),
-    (["--primer_melody", "[60, -2, 30]"], "basic_rnn", ["30", "position 2", "melody:48-84"]),
+    (["--primer_melody", "[60, -2, 30]"], "basic_rnn", ["MIDI 30", "event 3", "C3 to B5"]),
     (["--pitch_class_histogram", "[1, 2, 3]"], "multiconditioned_performance_with_dynamics",
      ["3 values", "12"]),
     (["--notes_per_second", "[2, -1]"], "multiconditioned_performance_with_dynamics",

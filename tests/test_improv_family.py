@@ -17,7 +17,6 @@ from _melody_reference import (
     scale_melody,
 )
 from note_seq import (
-    chord_inference,
     chords_encoder_decoder,
     chords_lib,
     lead_sheets_lib,
@@ -32,8 +31,25 @@ from modeling.families.base import Dropped, Encoding, Extracted
 NE, OFF = -2, -1
 NC = chords.NO_CHORD
 IMPROV_VARIANTS = ("basic_improv", "attention_improv", "chord_pitches_improv")
-TRIADS = ["C", "Am", "F", "G", "Bdim", "Eaug", "N.C.", "D7", "Cmaj7", "Fm7", "Bb/D",
-          "Am7/G", "C#m7b5", "Ebdim7", "G7(b9)", "F#m", "Ab+"]
+TRIADS = [
+    "C",
+    "Am",
+    "F",
+    "G",
+    "Bdim",
+    "Eaug",
+    "N.C.",
+    "D7",
+    "Cmaj7",
+    "Fm7",
+    "Bb/D",
+    "Am7/G",
+    "C#m7b5",
+    "Ebdim7",
+    "G7(b9)",
+    "F#m",
+    "Ab+",
+]
 NON_TRIADS = ["Csus", "G7sus", "D5", "Fsus2", "C(b5)", "Bbped"]
 
 
@@ -50,8 +66,11 @@ def test_chord_columns_from_note_seq_symbols() -> None:
     masks = [chords.pitch_mask_to_classes(m) for m in cols["chord_pitches"]]
     assert masks == [[0, 4, 7], [0, 4, 7, 9], [], [3, 7, 11], [2, 5, 11], [0, 2, 7], [0, 4, 6]]
     assert {k: v.dtype for k, v in cols.items()} == {
-        "chord_root": np.int8, "chord_bass": np.int8, "chord_quality": np.int8,
-        "chord_pitches": np.int16}
+        "chord_root": np.int8,
+        "chord_bass": np.int8,
+        "chord_quality": np.int8,
+        "chord_pitches": np.int16,
+    }
 
 
 def test_bad_chord_symbol_names_symbol_and_position() -> None:
@@ -91,10 +110,14 @@ LEAD_SHEETS: dict[str, tuple[list[int], list[str]]] = {
     "one_step": ([60], ["C"]),
     "two_steps_change_at_end": ([60, NE], ["C", "G7"]),
     "no_chord_throughout_start": ([NE, NE, 60, OFF, 62] * 4, [NC] * 8 + ["Am"] * 12),
-    "chord_every_step": ([60, 62, 64, 65, 67, 69, 71, 72] * 5,
-                         (["C", "Dm", "Em", "F", "G", "Am", "Bdim", "Caug"] * 5)),
-    "slash_and_sevenths": ([60, NE, 64, OFF] * 10,
-                           ["Bb/D"] * 8 + ["Am7/G"] * 8 + ["G7(b9)"] * 8 + ["Cmaj7"] * 16),
+    "chord_every_step": (
+        [60, 62, 64, 65, 67, 69, 71, 72] * 5,
+        (["C", "Dm", "Em", "F", "G", "Am", "Bdim", "Caug"] * 5),
+    ),
+    "slash_and_sevenths": (
+        [60, NE, 64, OFF] * 10,
+        ["Bb/D"] * 8 + ["Am7/G"] * 8 + ["G7(b9)"] * 8 + ["Cmaj7"] * 16,
+    ),
     "repeats_at_16_and_32": ([55, NE, 57, OFF] * 12, ["Eaug", "Ebdim7"] * 24),
 }
 
@@ -110,8 +133,7 @@ def test_fixture_parity_with_note_seq(variant: str, name: str) -> None:
 def test_random_parity_with_note_seq(variant: str) -> None:
     rng = np.random.default_rng(11)
     for length in (3, 16, 33, 120, 300):
-        check_improv_parity(variant, random_events(rng, length),
-                            chord_steps(rng, length, TRIADS))
+        check_improv_parity(variant, random_events(rng, length), chord_steps(rng, length, TRIADS))
 
 
 def test_non_triads_only_for_chord_pitches() -> None:
@@ -122,8 +144,10 @@ def test_non_triads_only_for_chord_pitches() -> None:
         reference_improv_encoder("basic_improv").encode(figures, events)
     enc = improv.VARIANTS["basic_improv"].encoding
     e = torch.as_tensor(melody.melody_events_to_indices(events)).long()[None]
-    cond = {k: torch.as_tensor(np.r_[v, v[-1:]]).long()[None]
-            for k, v in chords.chord_columns(figures).items()}
+    cond = {
+        k: torch.as_tensor(np.r_[v, v[-1:]]).long()[None]
+        for k, v in chords.chord_columns(figures).items()
+    }
     with pytest.raises(ValueError, match="triad_chords_only"):
         enc.inputs(e, cond)
 
@@ -153,8 +177,13 @@ def test_variant_table_matches_magenta() -> None:
         assert (v.encoding.input_size, v.encoding.num_classes) == (n_in, n_cls)
         assert v.encoding.event_space == "melody:48-84"
         h = v.hparams
-        assert (h.batch_size, h.rnn_layer_sizes, h.dropout_keep_prob, h.clip_norm,
-                h.attn_length) == (128, layers, 0.5, clip, attn)
+        assert (
+            h.batch_size,
+            h.rnn_layer_sizes,
+            h.dropout_keep_prob,
+            h.clip_norm,
+            h.attn_length,
+        ) == (128, layers, 0.5, clip, attn)
     pitches = melody.class_pitches(improv.VARIANTS["attention_improv"].encoding)
     assert pitches[0] == 48 and pitches[36:].tolist() == [-1] * 4
 
@@ -166,13 +195,15 @@ def test_variant_table_matches_magenta() -> None:
 CHORD_SYMBOL = music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL
 
 
-def lead_sheet_sequence(bars: int = 8, root: int = 62, figures: tuple[str, ...] = (
-        "D", "Bm", "G", "A7")) -> music_pb2.NoteSequence:
+def lead_sheet_sequence(
+    bars: int = 8, root: int = 62, figures: tuple[str, ...] = ("D", "Bm", "G", "A7")
+) -> music_pb2.NoteSequence:
     """A D-major scale tune with one chord per bar, cycling through ``figures``."""
     ns = make_sequence(scale_melody(bars, root=root))
     for bar in range(bars):
-        ns.text_annotations.add(time=bar * 16 * STEP, text=figures[bar % len(figures)],
-                                annotation_type=CHORD_SYMBOL)
+        ns.text_annotations.add(
+            time=bar * 16 * STEP, text=figures[bar % len(figures)], annotation_type=CHORD_SYMBOL
+        )
     return ns
 
 
@@ -234,8 +265,7 @@ def test_all_transpositions_only_when_augmenting() -> None:
 def test_chordless_input_gets_inferred_chords() -> None:
     ns = make_sequence(scale_melody(8))
     for p, s, e in scale_melody(8, root=48):  # a second voice for the harmony
-        ns.notes.add(pitch=p - 8, start_time=s * STEP, end_time=e * STEP, velocity=80,
-                     instrument=1)
+        ns.notes.add(pitch=p - 8, start_time=s * STEP, end_time=e * STEP, velocity=80, instrument=1)
     examples, counts = run(ns)
     assert counts["chords_inferred"] == 1 and len(examples) == 2
     assert (examples[0].cond["chord_root"] >= 0).all()
@@ -255,35 +285,6 @@ def test_inference_failure_is_counted() -> None:
     assert not examples and counts == {"chord_inference_failed": 1}
     examples, counts = run(ns, {"chords_per_bar": 1})
     assert counts["chords_inferred"] == 1
-
-
-def test_memoised_inference_equals_note_seq() -> None:
-    ns = sequences_lib.quantize_note_sequence(make_sequence(
-        scale_melody(12) + [(p - 9, s, e) for p, s, e in scale_melody(12, root=55)]), 4)
-    ours = copy.deepcopy(ns)
-    chords.infer_chords(ours)
-    chords.infer_chords(ours_again := copy.deepcopy(ns))  # second call: from the cache
-    patched = chord_inference._key_chord_transition_distribution
-    try:
-        chord_inference._key_chord_transition_distribution = chords._original_transition
-        theirs = copy.deepcopy(ns)
-        chord_inference.infer_chords_for_sequence(theirs)
-    finally:
-        chord_inference._key_chord_transition_distribution = patched
-    figures = [[(ta.time, ta.text) for ta in s.text_annotations] for s in (ours, ours_again,
-                                                                             theirs)]
-    assert figures[0] == figures[1] == figures[2] and len(figures[0]) > 3
-
-
-@pytest.mark.parametrize(("key_change", "chord_change"), [(0.001, 0.5), (0.3, 0.05)])
-def test_transition_matrix_is_note_seqs_bit_for_bit(key_change: float, chord_change: float
-                                                    ) -> None:
-    rng = np.random.default_rng(0)
-    dist = rng.random((12, len(chord_inference._CHORDS)))
-    dist /= dist.sum(axis=1, keepdims=True)
-    ours = chords.transition_matrix(dist, key_change, chord_change)
-    theirs = chords._original_transition(dist, key_change, chord_change)
-    assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
 
 
 def test_chord_drop_counters() -> None:
@@ -312,22 +313,37 @@ def test_config_from_params_validates() -> None:
         improv.ImprovExtractConfig.from_params({"transpose": 3})
     cfg = improv.ImprovExtractConfig()
     assert (cfg.min_unique_pitches, cfg.transpose_to_key, cfg.ignore_polyphonic_notes) == (
-        3, None, True)
+        3,
+        None,
+        True,
+    )
     assert improv.event_space(cfg) == "melody:48-84"
     from modeling.families import extract_config, load_family
 
     family = load_family("improv")
     assert extract_config(family, {"triad_chords_only": True}) == improv.ImprovExtractConfig(
-        triad_chords_only=True)
+        triad_chords_only=True
+    )
 
 
 def test_to_note_sequence_writes_and_renders_chords() -> None:
     (example,), _ = run(lead_sheet_sequence())
     ns = improv.to_note_sequence(example.events, example.cond, qpm=100.0)
-    annotations = [(round(ta.time / (0.6 / 4)), ta.text) for ta in ns.text_annotations
-                   if ta.annotation_type == CHORD_SYMBOL]
-    assert annotations == [(0, "D"), (16, "Bm"), (32, "G"), (48, "A7"), (64, "D"), (80, "Bm"),
-                           (96, "G"), (112, "A7")]
+    annotations = [
+        (round(ta.time / (0.6 / 4)), ta.text)
+        for ta in ns.text_annotations
+        if ta.annotation_type == CHORD_SYMBOL
+    ]
+    assert annotations == [
+        (0, "D"),
+        (16, "Bm"),
+        (32, "G"),
+        (48, "A7"),
+        (64, "D"),
+        (80, "Bm"),
+        (96, "G"),
+        (112, "A7"),
+    ]
     assert {n.instrument for n in ns.notes} == {0}
     rendered = improv.to_note_sequence(example.events, example.cond, render_chords=True)
     chord_notes = [n for n in rendered.notes if n.instrument == 1]
@@ -335,5 +351,4 @@ def test_to_note_sequence_writes_and_renders_chords() -> None:
     first = sorted(n.pitch for n in chord_notes if n.start_time == 0.0)
     assert first == [38, 50, 54, 57]  # D bass + D F# A
     with pytest.raises(ValueError, match="shorter than"):
-        improv.to_note_sequence(example.events,
-                                {k: v[:10] for k, v in example.cond.items()})
+        improv.to_note_sequence(example.events, {k: v[:10] for k, v in example.cond.items()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -324,3 +325,158 @@ def test_cli_quarantines_a_slow_file_and_succeeds(tmp_path: Path) -> None:
     assert metrics["parsed"] == 1 and metrics["quarantined_by_reason"] == {"timeout": 1}
     assert metrics["seconds"] > 0
     assert pq.read_table(out / "quarantine.parquet").column("reason").to_pylist() == ["timeout"]
+
+
+# ---------------------------------------------------------------- held-out corpus details
+
+
+def test_fallbacks_are_recorded_per_row(mixed_run: tuple[Path, Path, dict]) -> None:
+    rows = {row["id"]: row["fallbacks"] for row in read_rows(mixed_run[1])}
+    assert rows == {
+        "mix/song.mid#0": [],
+        "mix/sheets/sheet.xml#0": [],
+        "mix/sheets/Don't Stop.mxl#0": ["note_seq_musicxml->note_seq_mxl_inner"],
+        "mix/book.abc#0": [],
+        "mix/book.abc#1": ["note_seq_abc->music21"],
+        "mix/misnamed/actually_midi.xml#0": [],
+    }
+
+
+def test_rows_of_a_run_before_the_fallbacks_column_are_reused(
+    mixed_run: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    """Old shards (no ``fallbacks`` column) still read, by column name and via --reuse."""
+    root, out, _ = mixed_run
+    old_columns = [f.name for f in NOTESEQ_SCHEMA if f.name != "fallbacks"]
+    for index in range(3):
+        name = f"notesequences-0000{index}-of-00003.parquet"
+        pq.write_table(pq.read_table(out / name, columns=old_columns), tmp_path / name)
+    assert pq.read_table(tmp_path / name, columns=["id", "note_sequence"]).num_rows >= 0
+    config = ingest.IngestConfig(
+        corpus="mix", output=str(tmp_path), max_file_bytes=MAX_BYTES, num_shards=3,
+        progress=False, reuse=str(tmp_path),
+    )  # fmt: skip
+    metrics = ingest.run(config, ingest.resolve_input(str(root)), [])
+    assert metrics["reused"] == metrics["parsed"] == 5
+    rows = read_rows(tmp_path)  # the current schema, unknown fallbacks as null
+    assert len(rows) == 6 and all(row["fallbacks"] is None for row in rows)
+
+
+HUNGRY_NOTES = 160_000  # over the test's 20 MiB memory cap, under its note cap
+HELD_OUT_PARAMS = {"ingest": {"max_notes": 200_000, "max_memory_mb": 20, "num_shards": 1}}
+
+
+@pytest.fixture(scope="module")
+def held_out_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict, str]:
+    """A hand run (no --params) in a folder with its own params.yaml, on a corpus with the
+    details the held-out corpora showed: symlinks and a loop, byte-identical files, an ABC book
+    full of unknown fields, and MIDI files over the note and memory caps (issue 15, F9)."""
+    import yaml
+
+    work = tmp_path_factory.mktemp("held_out")
+    (work / "params.yaml").write_text(yaml.safe_dump(HELD_OUT_PARAMS))
+    root = work / "corpus"
+    song = fx.midi_bytes()
+    tune = "X:{i}\nT:t{i}\nE:5\nY:x\nM:4/4\nL:1/8\nK:G\nGABc dedB|]\n"
+    fx.write_files(
+        root,
+        {
+            "real/song.mid": song,
+            "B.mid": fx.midi_bytes(tempo=90.0),  # four byte-identical files: B.mid sorts first
+            "a.mid": fx.midi_bytes(tempo=90.0),
+            "a-b/x.mid": fx.midi_bytes(tempo=90.0),
+            "a/x.mid": fx.midi_bytes(tempo=90.0),
+            "book.abc": "\n".join(tune.format(i=i + 1) for i in range(30)).encode(),
+            "notes.mid": fx.many_notes_midi(320_000),  # 1.9 MB: more notes than max_notes
+            "hungry.mid": fx.many_notes_midi(HUNGRY_NOTES),  # fewer notes, more than 20 MiB
+        },
+    )
+    (root / "0_link.mid").symlink_to("real/song.mid")  # sorts before its byte-identical target
+    (root / "linked_dir").symlink_to("real", target_is_directory=True)
+    (root / "loop1.mid").symlink_to("loop2.mid")
+    (root / "loop2.mid").symlink_to("loop1.mid")
+    (root / "broken.mid").symlink_to("nowhere.mid")
+    out = work / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.ingest", "--corpus", "h", "--input", str(root),
+         "--output", str(out), "--no-progress"],
+        cwd=work, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return root, out, json.loads((out / "metrics.json").read_text()), done.stderr
+
+
+def test_hand_run_reads_params_yaml_by_default(held_out_run: tuple[Path, Path, dict, str]) -> None:
+    _, out, metrics, _ = held_out_run
+    assert [p.name for p in out.glob("notesequences-*")] == ["notesequences-00000-of-00001.parquet"]
+    assert metrics["quarantined_by_reason"] == {"memory": 1, "too_large": 1}  # its caps apply
+
+
+def test_builtin_defaults_equal_the_shipped_params(tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())["ingest"]
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: the built-in defaults
+    config, *_ = ingest.parse_args(["--corpus", "c", "--input", "x", "--output", "o"])
+    assert (config.max_file_bytes, config.timeout_s, config.num_shards) == (
+        shipped["max_file_bytes"], shipped["timeout_s"], shipped["num_shards"]
+    )  # fmt: skip
+    assert (config.limits.max_notes, config.max_memory_mb, config.limits.max_qpm) == (
+        shipped["max_notes"], shipped["max_memory_mb"], shipped["max_tempo_qpm"]
+    )  # fmt: skip
+    (tmp_path / "params.yaml").write_text("ingest: {timeout_s: 7, max_notes: 9}\n")
+    config, *_ = ingest.parse_args(["--corpus", "c", "--input", "x", "--output", "o"])
+    assert (config.timeout_s, config.limits.max_notes) == (7.0, 9)
+    config, *_ = ingest.parse_args(
+        ["--corpus", "c", "--input", "x", "--output", "o", "--max-notes", "5"]
+    )
+    assert config.limits.max_notes == 5  # the command line still wins
+    with pytest.raises(ingest.UsageError, match="not found"):
+        ingest.parse_args(["--corpus", "c", "--input", "x", "--output", "o", "--params", "no.yaml"])
+
+
+def test_big_midi_is_quarantined_by_note_and_memory_caps(
+    held_out_run: tuple[Path, Path, dict, str],
+) -> None:
+    """Issue 15, F9: a valid MIDI with too many notes is ``too_large``, one that needs more
+    memory than its parse child may take is ``memory``; the rest of the corpus goes on."""
+    _, out, metrics, _ = held_out_run
+    table = pq.read_table(out / "quarantine.parquet").to_pylist()
+    reasons = {row["source_path"]: (row["reason"], row["detail"]) for row in table}
+    assert reasons["notes.mid"] == ("too_large", "200001+ note-on events > max_notes 200000")
+    assert reasons["hungry.mid"] == ("memory", "reader chain needed more than max_memory_mb 20 MiB")
+    assert len(reasons) == 2
+    assert metrics["parsed"] == 3  # real/song.mid, B.mid, book.abc
+
+
+def test_symlinks_and_loops_are_ignored_with_their_reason(
+    held_out_run: tuple[Path, Path, dict, str],
+) -> None:
+    _, out, metrics, _ = held_out_run
+    assert metrics["ignored_by_reason"] == {"symlink": 2, "symlink_broken": 1, "symlink_loop": 2}
+    assert metrics["ignored"] == 5 and metrics["ignored_by_extension"] == {}
+    ids = {row["id"] for row in read_rows(out)}
+    assert "h/real/song.mid#0" in ids  # the real file, not the link that sorts before it
+    assert not any("link" in i or "loop" in i for i in ids)
+
+
+def test_of_identical_files_the_first_sorted_path_is_kept(
+    held_out_run: tuple[Path, Path, dict, str],
+) -> None:
+    _, out, metrics, _ = held_out_run
+    copies = ["B.mid", "a.mid", "a-b/x.mid", "a/x.mid"]
+    kept = sorted(copies)[0]
+    assert kept == "B.mid"
+    assert metrics["duplicates"] == 3
+    assert metrics["duplicate_examples"] == sorted(f"{c} == {kept}" for c in copies[1:])
+    ids = {row["id"] for row in read_rows(out)}
+    assert f"h/{kept}#0" in ids and not any(f"h/{c}#0" in ids for c in copies[1:])
+
+
+def test_reader_log_lines_are_counted_not_flooding_stderr(
+    held_out_run: tuple[Path, Path, dict, str],
+) -> None:
+    _, _, metrics, stderr = held_out_run
+    assert "Unknown field name" not in stderr
+    assert metrics["reader_log_messages"] == {"warning: Unknown field name with content": 60}

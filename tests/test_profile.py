@@ -17,6 +17,7 @@ from tests.conftest import REPO
 @pytest.fixture
 def params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(REPO)  # profiles/ is read from the project root, as make does
+    monkeypatch.delenv("MOTIF_DATA_ROOT", raising=False)
     path = tmp_path / "params.yaml"
     shutil.copy(REPO / "params.yaml", path)
     return path
@@ -55,3 +56,30 @@ def test_summary_points_at_the_outputs() -> None:
     text = profile.summary()
     for where in ("data/gallery/index.html", "data/reports/report.md", "mlflow ui"):
         assert where in text
+
+
+def test_smoke_budget_sets_every_training_length(params: Path) -> None:
+    """`make run PROFILE=full TRAIN_STEPS=50` sets the shared and every fine-tune's step count."""
+    assert profile.use("full", params, sets=("train.num_steps=50", "finetunes.*.num_steps=50"))
+    full = yaml.safe_load(params.read_text())
+    assert full["train"]["num_steps"] == 50
+    assert full["finetunes"] and all(f["num_steps"] == 50 for f in full["finetunes"].values())
+
+
+@pytest.mark.parametrize("bad", ["train.num_steps", "trian.num_steps=5", "=5", "seed.x=1"])
+def test_bad_set_is_one_line_exit_2(bad: str, tmp_path: Path) -> None:
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "profiles", tmp_path / "profiles")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.profile", "use", "full", "--set", bad],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("profile: --set") and proc.stderr.count("\n") == 1
+
+
+def test_data_root_override_reaches_params(params: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DVC reads only params.yaml, so MOTIF_DATA_ROOT is written there on a switch."""
+    monkeypatch.setenv("MOTIF_DATA_ROOT", "../shared/data")
+    profile.use("full", params)
+    assert yaml.safe_load(params.read_text())["data_root"] == "../shared/data"

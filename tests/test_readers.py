@@ -292,6 +292,101 @@ def test_spawned_worker_gives_the_same_result_as_in_process() -> None:
     assert remote.fallbacks == local.fallbacks
 
 
+def test_memory_cap_quarantines_with_reason_memory_and_the_worker_recovers() -> None:
+    hungry = fx.many_notes_midi(160_000)  # 1 MB; mido alone builds ~150 MB of objects for it
+    # spawn: a fresh child, whereas a fork of this long-running test process would also reuse
+    # its free heap (uncounted, see pipelines.parse_worker); the pipeline test covers fork
+    with ParseWorker(timeout_s=60.0, max_memory_mb=40, start_method="spawn") as worker:
+        assert worker.parse(fx.midi_bytes(), "warm.mid").reason is None  # small files still fit
+        start = time.perf_counter()
+        result = worker.parse(hungry, "hungry.mid")
+        assert result.reason == "memory", result.detail
+        assert "max_memory_mb 40" in result.detail and result.tunes == []
+        assert time.perf_counter() - start < 20  # cut off early, not parsed to the end
+        after = worker.parse(fx.midi_bytes(), "next.mid")  # a fresh child takes over
+        assert after.reason is None and len(after.tunes) == 1
+
+
+def test_memory_cap_is_per_file_and_restored_between_files() -> None:
+    import resource
+
+    from pipelines.parse_worker import memory_cap
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with memory_cap(10):
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        assert soft != resource.RLIM_INFINITY
+        with pytest.raises(MemoryError):
+            bytearray(64 * 2**20)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    assert len(bytearray(64 * 2**20)) == 64 * 2**20
+
+
+# ---------------------------------------------------------------- the per-file note cap
+
+
+def test_midi_note_ons_are_counted_on_the_raw_bytes() -> None:
+    import io
+
+    import pretty_midi
+
+    data = fx.many_notes_midi(640)
+    notes = sum(len(i.notes) for i in pretty_midi.PrettyMIDI(io.BytesIO(data)).instruments)
+    assert readers.count_midi_note_ons(data, 10**9) == notes == 640
+    assert readers.count_midi_note_ons(data, 100) == 101  # stops once past the cap
+    assert readers.count_midi_note_ons(fx.midi_bytes(), 10**9) == len(fx.MIDI_NOTES) + 1
+    # the 12 MB, two-million-note file of issue 15 (F9): judged in well under the parse time
+    big = fx.many_notes_midi(2_000_000)
+    assert len(big) > 12_000_000
+    start = time.perf_counter()
+    result = parse_file(big, "big.mid")  # default cap (params.yaml ingest.max_notes)
+    assert result.reason == "too_large" and "max_notes 500000" in result.detail
+    assert time.perf_counter() - start < 10
+
+
+def test_note_cap_quarantines_a_file_as_too_large() -> None:
+    data = fx.many_notes_midi(3_200)
+    assert only_sequence(parse_file(data, "ok.mid", Limits(max_notes=3_200)))
+    result = parse_file(data, "big.mid", Limits(max_notes=3_199))
+    assert (result.reason, result.tunes) == ("too_large", [])
+    assert result.detail == "3200+ note-on events > max_notes 3199"
+    # other formats are judged on the parsed notes, all tunes of a tunebook together
+    book = fx.ABC_BOOK.encode()
+    parsed = parse_file(book, "book.abc")
+    total = sum(len(s.notes) for s in sequences(parsed))
+    assert parse_file(book, "book.abc", Limits(max_notes=total)).reason is None
+    capped = parse_file(book, "book.abc", Limits(max_notes=total - 1))
+    assert (capped.reason, capped.tunes, capped.failures) == ("too_large", [], [])
+    assert f"{total}+ notes > max_notes {total - 1}" == capped.detail
+
+
+# ---------------------------------------------------------------- per-tune fallbacks, log lines
+
+
+def test_each_tune_records_the_fallbacks_that_led_to_its_reader() -> None:
+    book = parse_file(fx.ABC_BOOK.encode(), "book.abc")
+    assert [(t.index, t.fallbacks) for t in book.tunes] == [
+        (0, ()),
+        (1, ("note_seq_abc->music21",)),
+    ]
+    mxl = parse_file(fx.mxl_bytes(fx.musicxml_bytes(), "Don't.xml", "Don't.xml"), "Don't.mxl")
+    assert [t.fallbacks for t in mxl.tunes] == [("note_seq_musicxml->note_seq_mxl_inner",)]
+
+
+def test_reader_log_lines_are_counted_not_printed(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    tune = "X:{i}\nT:t{i}\nE:5\nY:x\nM:4/4\nL:1/8\nK:G\nGABc dedB|]\n"
+    book = "\n".join(tune.format(i=i + 1) for i in range(20)).encode()
+    with caplog.at_level(logging.WARNING):  # what any handler (stderr in a run) would receive
+        result = parse_file(book, "book.abc")
+        assert len(result.tunes) == 20
+        assert result.log_messages == {"warning: Unknown field name with content": 40}
+        assert not caplog.records
+        logging.getLogger("absl").warning("outside a parse: %s", "shown")  # only parses are quiet
+        assert [r.getMessage() for r in caplog.records] == ["outside a parse: shown"]
+
+
 # ---------------------------------------------------------------- summary columns
 
 
@@ -314,3 +409,12 @@ def test_summary_of_an_empty_sequence_and_key_names() -> None:
     assert key_name(9, NoteSequence.KeySignature.MINOR) == "A minor"
     assert key_name(10, NoteSequence.KeySignature.MAJOR) == "Bb major"
     assert key_name(2, NoteSequence.KeySignature.DORIAN) == "D dorian"
+
+
+def test_music21_reader_keeps_abc_chord_spellings() -> None:
+    """music21 misreads "D/f+" (ABC: D over F#) as D augmented over F; the reader respells it."""
+    header = ["X:1", "T:t", "M:4/4", "L:1/8", "K:D"]
+    tune = ['"D/f+"A2 "G/b"B2 "A7/e"c2 "Bbm"d2|"D"d8|]']
+    (ns,) = readers.read_abc_tune_music21(header, tune)
+    figures = [t.text for t in ns.text_annotations]
+    assert figures == ["D/F#", "G/B", "A7/E", "Bbm", "D"]

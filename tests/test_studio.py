@@ -4,8 +4,12 @@ Starlette's TestClient, ``python -m studio`` as a process, and the page in headl
 The model is attention_rnn trained for a few steps on the tiny melody set of ``tests/_examples.py``
 and registered in a throw-away MLflow store, so every request goes through the real registry,
 ``weights_only`` loading, ``modeling.generate`` and ``modeling.render`` (FluidSynth or note-seq's
-synthesiser). The browser test drives Debian's Chromium through Playwright (no browser download)
-and saves the screenshot the README shows (``docs/studio.png``).
+synthesiser). Raw HTTP to the process checks that foreign ``Host`` names (DNS rebinding) and
+cross-origin ``POST`` requests are refused while the page's own requests and curl's pass. The
+browser test drives Debian's Chromium through Playwright (no browser download) and saves
+screenshots in a temporary folder, or in ``$MOTIF_SCREENSHOTS`` when set: ``studio.png`` there is
+the one the README shows (refresh it with ``MOTIF_SCREENSHOTS=docs pytest tests/test_studio.py -k
+chromium``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,7 +100,8 @@ def client(store: str) -> Iterator:
 
     from studio.server import create_app
 
-    with TestClient(create_app(Limits(max_upload_bytes=64 * 1024))) as c:
+    app = create_app(Limits(max_upload_bytes=64 * 1024))
+    with TestClient(app, base_url="http://localhost:8501") as c:  # a Host the Studio answers to
         yield c
 
 
@@ -122,6 +128,16 @@ def generate(client, **fields: str) -> dict:
     r = client.post("/api/generate", data=form)
     assert r.status_code == 202, r.text
     return wait_job(client, r.json())
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save screenshots: ``$MOTIF_SCREENSHOTS`` or a temporary folder."""
+    where = os.environ.get("MOTIF_SCREENSHOTS")
+    folder = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {folder}")
+    return folder
 
 
 def midi_pitches(data: bytes) -> list[int]:
@@ -239,11 +255,52 @@ def test_bad_requests_get_one_sentence_on_their_control(client) -> None:
     # found by the generation plan, after the model is loaded: a primer below the model's range
     job = generate(client, primer_text="C1 D1")
     assert job["status"] == "error"
-    assert job["error"]["field"] == "primer_text" and "outside" in job["error"]["message"]
+    message = job["error"]["message"]
+    assert job["error"]["field"] == "primer_text" and "outside" in message
+    assert "C1" in message and "C3 to B5" in message  # note names, not the event vocabulary
+    assert "melody:" not in message and "event" not in message  # typed notes: no step number
+    r = client.post("/api/generate", data={"model": VARIANT, "version": "9"})
+    assert r.json()["error"]["message"].startswith(f"{VARIANT} has no version")
     job = generate(client, primer_type="events", primer_text=str([60] + [-2] * 70), length="4")
     assert job["status"] == "error" and job["error"]["field"] == "length"
     # the server is still fine after all of that
     assert generate(client, num_outputs="1")["status"] == "done"
+
+
+def test_zip_sample_primer_and_bad_paths_get_the_apps_answers(client) -> None:
+    batch = generate(client)["batch"]
+    r = client.get(f"/api/batches/{batch['id']}/zip")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert r.headers["content-disposition"] == 'attachment; filename="attention_rnn_7.zip"'
+    names = sorted(zipfile.ZipFile(io.BytesIO(r.content)).namelist())
+    assert names == sorted(
+        f"attention_rnn_7_00{i}{ext}" for i in (1, 2) for ext in (".mid", ".png", ".wav", ".json")
+    )
+    # a sample as the next primer: the new piece starts with every note of the old one
+    first = batch["samples"][0]
+    old = note_seq.midi_to_note_sequence(client.get(first["urls"]["midi"]).content)
+    job = generate(
+        client, primer_type="sample", primer_sample=first["token"], length="8", num_outputs="1"
+    )
+    assert job["status"] == "done", job.get("error")
+    assert job["batch"]["settings"]["primer_sample"] == "attention_rnn_7_001.mid"
+    new = client.get(job["batch"]["samples"][0]["urls"]["midi"]).content
+    old_notes = [(n.pitch, round(n.start_time, 2)) for n in old.notes]
+    new_notes = [
+        (n.pitch, round(n.start_time, 2)) for n in note_seq.midi_to_note_sequence(new).notes
+    ]
+    assert new_notes[: len(old_notes)] == old_notes and len(new_notes) > len(old_notes)
+    r = client.post("/api/generate", data={"model": VARIANT, "primer_type": "sample"})
+    assert r.status_code == 422 and "sample is gone" in r.json()["error"]["message"]
+    # malformed paths: the app's own one-sentence error, not the framework's validation JSON
+    for path in (
+        f"/api/batches/{batch['id']}/samples/abc/regenerate",
+        f"/api/batches/{batch['id']}/samples/-1/regenerate",
+    ):
+        r = client.post(path)
+        assert r.status_code == 404 and set(r.json()) == {"error"}, r.text
+        assert "numbered 1, 2" in r.json()["error"]["message"]
+    assert client.get("/api/batches/nonexistent00/zip").status_code == 404
 
 
 def test_only_whitelisted_files_are_served(client) -> None:
@@ -287,6 +344,26 @@ def test_cli_refuses_a_busy_port_in_one_line() -> None:
     assert proc.returncode == 2 and "1..65535" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--allowed-host", "evil.example.com/x"], "", "expected a host name"),
+        ([], "studio.lan, bad host", "MOTIF_STUDIO_ALLOWED_HOSTS: expected a host name"),
+    ],
+)
+def test_cli_refuses_a_bad_allowed_host_in_one_line(args: list[str], env: str, message: str):
+    proc = subprocess.run(
+        [PYTHON, "-m", "studio", "--port", str(_free_port()), *args],
+        cwd=REPO,
+        env={**os.environ, "MOTIF_STUDIO_ALLOWED_HOSTS": env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 # ============================================================================ browser
 
 
@@ -303,8 +380,9 @@ def server(store: str) -> Iterator[str]:
 
     port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "OMP_NUM_THREADS": "1"}
+    env["MOTIF_STUDIO_ALLOWED_HOSTS"] = " other.test , *.lan"
     proc = subprocess.Popen(
-        [PYTHON, "-m", "studio", "--port", str(port)],
+        [PYTHON, "-m", "studio", "--port", str(port), "--allowed-host", "studio.test"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -334,8 +412,77 @@ def server(store: str) -> Iterator[str]:
             proc.wait()
 
 
+def test_http_refuses_foreign_hosts_and_cross_origin_posts(server: str) -> None:
+    """Over real HTTP to ``python -m studio``: DNS rebinding and cross-site form posts fail."""
+    import httpx
+
+    port = int(server.rsplit(":", 1)[1])
+    form = {
+        "model": VARIANT,
+        "version": "champion",
+        "primer_type": "notes",
+        "primer_text": PRIMER,
+        "num_outputs": "1",
+        "length": "1",
+        "seed": "5",
+    }
+    with httpx.Client(base_url=server, timeout=30) as http:
+        # DNS rebinding: the attacker's name resolves to 127.0.0.1, the Host header keeps it
+        for host in ("evil.example.com", f"evil.example.com:{port}", "127.0.0.1.evil.example"):
+            r = http.get("/api/options", headers={"Host": host})
+            assert r.status_code == 400, (host, r.status_code)
+            assert "limits" not in r.text
+        # loopback names, the names given by --allowed-host and $MOTIF_STUDIO_ALLOWED_HOSTS
+        for host in (
+            f"127.0.0.1:{port}",
+            f"localhost:{port}",
+            f"[::1]:{port}",
+            "studio.test",
+            "other.test",
+            f"box.lan:{port}",
+        ):
+            r = http.get("/api/options", headers={"Host": host})
+            assert r.status_code == 200 and "limits" in r.json(), host
+
+        # a POST from another page: refused before the form is read, nothing queued
+        for headers in (
+            {"Origin": "http://evil.example.com"},
+            {"Origin": "null"},  # a sandboxed iframe or a file:// page
+            {"Origin": f"http://127.0.0.1:{port + 1}"},  # another local port is another origin
+            {"Origin": f"https://127.0.0.1:{port}"},
+            {"Referer": "http://evil.example.com/page.html"},  # no Origin: Referer decides
+        ):
+            r = http.post("/api/generate", data=form, headers=headers)
+            assert r.status_code == 403, (headers, r.status_code, r.text)
+            assert r.json()["error"]["field"] == "form" and "Cross-origin" in r.text
+            r = http.post("/api/batches/nonexistent00/regenerate", headers=headers)
+            assert r.status_code == 403, headers
+        # reading is still fine from anywhere (the browser keeps the answer from other pages)
+        assert http.get("/api/health", headers={"Origin": "http://evil.example.com"}).is_success
+
+        # the page's own origin, under any allowed name, and a client without Origin (curl)
+        for headers in (
+            {"Origin": server},
+            {"Origin": f"http://localhost:{port}", "Host": f"localhost:{port}"},
+            {"Origin": "http://studio.test", "Host": "studio.test:80"},
+            {"Referer": f"{server}/"},
+            {},
+        ):
+            r = http.post("/api/batches/nonexistent00/regenerate", headers=headers)
+            assert r.status_code == 404 and "batch is gone" in r.text, (headers, r.text)
+        r = http.post("/api/generate", data=form, headers={"Origin": server})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        deadline = time.time() + 60
+        while job["status"] not in ("done", "error"):
+            assert time.time() < deadline, "the job did not finish within 60 s"
+            time.sleep(0.1)
+            job = http.get(f"/api/jobs/{job['id']}").json()
+        assert job["status"] == "done", job
+
+
 @pytest.mark.browser
-def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
+def test_page_in_headless_chromium(server: str, tmp_path: Path, shots: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -353,12 +500,23 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
             page.goto(server + "/")
             page.wait_for_selector("body[data-ready='1']")
 
-            # pick the model trained on tiny data; its metrics and data are shown
-            page.select_option("#model", VARIANT)
-            page.select_option("#version", "champion")
+            # it opens on the melody model, each version listed once with its aliases
+            assert page.input_value("#model") == VARIANT
+            versions = page.eval_on_selector_all("#version option", "os => os.map(o => o.text)")
+            assert versions == ["v1 (champion, latest)"]
+            assert page.input_value("#version") == "1"
+            # plain words up front; the training facts one click away
+            assert "sqlite" not in page.inner_text("header")
             info = page.inner_text("#model-info")
-            assert "eval loss" in info and "trained on mel" in info and "melody" in info
+            assert "melodies" in info.lower() and "Quality:" in info and "C3 to B5" in info
+            assert page.is_hidden("text=Data version")
+            page.screenshot(path=str(shots / "studio-start.png"), full_page=False)
+            page.click("#model-details summary")
+            details = page.inner_text("#model-details")
+            assert "Eval loss" in details and "mel" in details and "sqlite:" in details
             assert page.is_hidden("fieldset[data-family='performance']")
+            box = page.locator("#generate").bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 900  # above the fold
 
             # generate two melodies
             page.select_option("#primer_type", "notes")
@@ -399,9 +557,22 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
             ns = note_seq.midi_file_to_note_sequence(str(saved))
             assert [n.pitch for n in ns.notes][:3] == [60, 64, 67]
             meta = page.inner_text(".sample[data-index='1'] .meta")
-            assert meta.startswith(f"{len(ns.notes)} notes")
+            assert meta.startswith(f"{len(ns.notes)} notes") and "s long" in meta
+            title = page.inner_text("#results-title")
+            assert title == f"2 samples from {VARIANT} v1"
+            head = page.locator("#results-head").bounding_box()
+            regen = page.locator("#regenerate-all").bounding_box()
+            assert head and regen and regen["height"] < 50  # the button never wraps
+            assert page.get_attribute("#download-zip", "href").endswith("/zip")
 
-            page.screenshot(path=str(REPO / "docs" / "studio.png"), full_page=True)
+            page.screenshot(path=str(shots / "studio.png"), full_page=True)
+
+            # "Use as primer": the form switches to that sample, named in the primer box
+            page.click(".sample[data-index='2'] button.use-primer")
+            assert page.input_value("#primer_type") == "sample"
+            assert "attention_rnn_11_002" in page.inner_text("#primer-sample-note")
+
+            page.screenshot(path=str(shots / "studio-primer.png"), full_page=False)
 
             # a broken MIDI upload: refused with a message next to the upload, app keeps running
             page.select_option("#primer_type", "midi")
@@ -446,6 +617,19 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
                 timeout=60_000,
             )
             assert page.is_hidden("#progress") and page.is_enabled("#generate")
+            # a 64-bar roll keeps readable text: drawn at full size in a box that scrolls
+            page.wait_for_function(
+                "() => { const i = document.querySelector('.sample img.roll');"
+                " return i && i.complete && i.naturalWidth > 0; }"
+            )
+            roll = page.evaluate(
+                "() => { const i = document.querySelector('.sample img.roll');"
+                " return {shown: i.clientWidth, natural: i.naturalWidth,"
+                " box: i.parentElement.clientWidth, scroll: i.parentElement.scrollWidth}; }"
+            )
+            assert roll["shown"] == roll["natural"] > 3000 and roll["scroll"] > roll["box"]
+            page.locator(".sample").scroll_into_view_if_needed()
+            page.locator(".sample").screenshot(path=str(shots / "studio-64-bars.png"))
             assert page_errors == [], page_errors
         finally:
             browser.close()

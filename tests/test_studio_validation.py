@@ -134,7 +134,11 @@ def test_defaults_and_random_seed() -> None:
         ({"length": "0.01"}, "length", "shorter than one 16th step"),
         ({"key": "H minor"}, "key", "H minor"),
         ({"key": "C", "scale": "bebop"}, "key", "unknown scale"),
-        ({"primer_type": "events", "primer_text": "[60, 130]"}, "primer_text", "event 130"),
+        (
+            {"primer_type": "events", "primer_text": "[60, 130]"},
+            "primer_text",
+            "event 2 (130)",
+        ),  # counted from 1, like typed notes
         (
             {"primer_type": "events", "primer_text": "__import__('os')"},
             "primer_text",
@@ -352,3 +356,71 @@ def test_note_seq_reads_what_the_upload_check_accepted() -> None:
     assert [n.pitch for n in note_seq.midi_to_note_sequence(data).notes] == [
         n.pitch for n in V.read_midi_upload(data, V.Limits()).notes
     ]
+
+
+# ----------------------------------------------------------------------------- musician's wording
+
+
+def test_messages_speak_plainly() -> None:
+    # a model name at the start of a sentence keeps its spelling; a plain word is capitalised
+    assert V.sentence("attention_rnn has no version or alias 'v9'") == (
+        "attention_rnn has no version or alias 'v9'."
+    )
+    assert V.sentence("note C1 is low") == "Note C1 is low."
+    # big numbers read as typed, never in exponent notation
+    err = bad({"density": "1000000"}, PERF)
+    assert err.field == "density" and "1000000" in err.message and "e+" not in err.message
+    # list positions count from 1, as typed notes do
+    err = bad({"primer_type": "chord", "primer_text": "[60, 200]"}, POLY)
+    assert "Pitch 200 (number 2)" in err.message
+    # the engine's range error: typed notes lose the 16th-step event number, others keep it
+    engine = "--primer_melody: note C1 (MIDI 24, event 3) is outside this model's range, C3 to B5"
+    typed = V.field_error(engine, "notes")
+    assert (typed.field, typed.message) == (
+        "primer_text",
+        "Note C1 is outside this model's range, C3 to B5.",
+    )
+    assert "(MIDI 24, event 3)" in V.field_error(engine, "events").message
+
+
+def test_a_generated_sample_is_a_primer_like_an_upload() -> None:
+    err = bad({"primer_type": "sample", "primer_sample": "gone"})
+    assert err.field == "primer_type" and "sample is gone" in err.message
+    midi = io.BytesIO()
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    inst.notes.append(pretty_midi.Note(velocity=90, pitch=64, start=0.0, end=0.5))
+    pm.instruments.append(inst)
+    pm.write(midi)
+    s = V.parse_form(
+        {"primer_type": "sample", "primer_sample_name": "attention_rnn_7_001.mid", "length": "4"},
+        MELODY,
+        upload=midi.getvalue(),
+    )
+    assert [n.pitch for n in s.request.primer_midi.notes] == [64]
+    assert s.settings["primer_type"] == "sample"
+    assert s.settings["primer_sample"] == "attention_rnn_7_001.mid"
+
+
+def test_catalogue_opens_on_a_melody_model_and_orders_families() -> None:
+    from studio import catalog
+
+    models = [
+        {"name": n, **catalog._variant_info(n)}
+        for n in ("attention_improv", "performance", "polyphony", "mono_rnn", "basic_rnn")
+    ]
+    ordered = sorted(models, key=catalog._sort_key)
+    assert [m["family"] for m in ordered] == [
+        "melody",
+        "melody",
+        "improv",
+        "polyphony",
+        "performance",
+    ]
+    assert catalog._default_model(ordered) == "basic_rnn"  # preferred over mono_rnn
+    assert catalog._default_model([m for m in ordered if m["family"] != "melody"]) == (
+        "attention_improv"
+    )
+    info = catalog._variant_info("attention_improv")
+    assert info["range"] == "C3 to B5" and "triad_chords_only" not in info["plain"]
+    assert "START/END" not in catalog._variant_info("polyphony")["plain"]

@@ -3,6 +3,7 @@ outputs, exact resume after ``kill -9``, fine-tuning and one-line refusals of ba
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -474,6 +475,43 @@ def test_refuses_foreign_checkpoints_and_incompatible_init(
     )
     _assert_one_line_refusal(code, err, "has shape")
     assert not (in_tmp / "c").exists()
+
+
+def test_unreadable_checkpoint_never_advised_to_load_unsafely(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch's refusal advises ``weights_only=False`` (or allow-listing classes): both execute
+    what the file holds. The one-line message says what is wrong with the file instead."""
+    from modeling import generate
+
+    good = tmp_path / "good.pt"
+    ckpt.atomic_save({"format": ckpt.FORMAT_VERSION, "model": {"w": torch.ones(256)}}, good)
+    files = {
+        "random.pt": np.random.default_rng(0).bytes(4096),
+        "empty.pt": b"",
+        "truncated.pt": good.read_bytes()[: good.stat().st_size // 2],
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({"args": argparse.Namespace(a=1)}, tmp_path / "object.pt")  # a pickled class
+    for name in (*files, "object.pt"):
+        path = tmp_path / name
+        with pytest.raises(ckpt.CheckpointError) as caught:
+            ckpt.load(path)
+        message = str(caught.value)
+        assert message.startswith(f"cannot read checkpoint {path}: ") and "\n" not in message
+        for advice in ("weights_only", "arbitrary code", "safe_globals", "trusted source"):
+            assert advice not in message, (name, message)
+
+    capsys.readouterr()
+    code = generate.main(
+        ["--checkpoint", str(tmp_path / "random.pt"), "--output_dir", str(tmp_path / "gen")]
+    )
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"generate: cannot read checkpoint {tmp_path / 'random.pt'}: ")
+    assert "weights_only" not in err and "Traceback" not in err
 
 
 def test_fine_tune_starts_from_given_weights(

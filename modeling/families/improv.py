@@ -17,7 +17,9 @@ Extraction reuses the melody family's steps (time-change split, quantise, melody
 then mirrors Magenta's ``extract_lead_sheet_fragments``: chords under each melody through note-seq's
 ``ChordProgression.from_quantized_sequence``, ``LeadSheet.transpose`` / ``LeadSheet.squash``.
 Sources without chord symbols (Bach chorales, EDM, POP909 MIDI) get chords from note-seq's
-``chord_inference.infer_chords_for_sequence`` (``infer_chords``: auto / always / never).
+``chord_inference.infer_chords_for_sequence`` (``infer_chords``: auto / always / never), in the
+faster, identical restatement ``chords.infer_chords``. Given chord symbols that note-seq's parser
+refuses (ABC spellings such as ``D/f+``) are respelled by ``chords.respell_chord_symbols``.
 """
 
 from __future__ import annotations
@@ -52,10 +54,13 @@ from modeling.families.chords import (
     COLUMN_DTYPES,
     NO_CHORD,
     QUALITY_OTHER,
+    RESPELLED_ABC,
+    RESPELLED_MUSIC21,
     ChordColumnError,
     chord_columns,
     columns_to_figures,
     infer_chords,
+    respell_chord_symbols,
 )
 from modeling.families.melody import (
     KeyMelody,
@@ -80,7 +85,12 @@ NAME = "improv"
 CHORD_SYMBOL = music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL
 TRANSPOSITIONS = tuple(range(-6, 6))  # Magenta's all_transpositions: -6..+5 semitones
 
-INFO_COUNTERS = melody_family.INFO_COUNTERS | {"chords_inferred", "coincident_chords_merged"}
+INFO_COUNTERS = melody_family.INFO_COUNTERS | {
+    "chords_inferred",
+    "coincident_chords_merged",
+    RESPELLED_ABC,
+    RESPELLED_MUSIC21,
+}
 """Counter names yielded as :class:`Dropped` that discard nothing (they only count an event)."""
 
 
@@ -118,10 +128,12 @@ class ImprovExtractConfig:
         self.melody_config()
         if self.infer_chords not in ("auto", "always", "never"):
             raise ValueError(
-                f"infer_chords must be auto, always or never, got {self.infer_chords!r}")
+                f"infer_chords must be auto, always or never, got {self.infer_chords!r}"
+            )
         if self.coincident_chords not in ("drop", "keep_last"):
             raise ValueError(
-                f"coincident_chords must be drop or keep_last, got {self.coincident_chords!r}")
+                f"coincident_chords must be drop or keep_last, got {self.coincident_chords!r}"
+            )
         if self.chords_per_bar is not None and self.chords_per_bar < 1:
             raise ValueError("chords_per_bar must be >= 1 or None")
 
@@ -136,13 +148,20 @@ class ImprovExtractConfig:
         """The melody-extraction half of these rules."""
         return melody_family.MelodyExtractConfig(
             steps_per_quarter=self.steps_per_quarter,
-            split_on_time_changes=self.split_on_time_changes, min_bars=self.min_bars,
-            max_steps=self.max_steps, max_steps_discard=self.max_steps_discard,
-            min_unique_pitches=self.min_unique_pitches, gap_bars=self.gap_bars,
-            ignore_polyphonic_notes=self.ignore_polyphonic_notes, pad_end=self.pad_end,
-            filter_drums=self.filter_drums, separate_parts=self.separate_parts,
-            min_note=self.min_note, max_note=self.max_note,
-            transpose_to_key=self.transpose_to_key)
+            split_on_time_changes=self.split_on_time_changes,
+            min_bars=self.min_bars,
+            max_steps=self.max_steps,
+            max_steps_discard=self.max_steps_discard,
+            min_unique_pitches=self.min_unique_pitches,
+            gap_bars=self.gap_bars,
+            ignore_polyphonic_notes=self.ignore_polyphonic_notes,
+            pad_end=self.pad_end,
+            filter_drums=self.filter_drums,
+            separate_parts=self.separate_parts,
+            min_note=self.min_note,
+            max_note=self.max_note,
+            transpose_to_key=self.transpose_to_key,
+        )
 
 
 EXTRACT_CONFIG = ImprovExtractConfig
@@ -170,8 +189,11 @@ def _has_chords(ns: music_pb2.NoteSequence) -> bool:
 
 def keep_last_coincident_chords(qns: music_pb2.NoteSequence) -> tuple[music_pb2.NoteSequence, int]:
     """A copy keeping, at each quantised step, only the last chord symbol; and how many went."""
-    chords = [(i, ta.quantized_step) for i, ta in enumerate(qns.text_annotations)
-              if ta.annotation_type == CHORD_SYMBOL]
+    chords = [
+        (i, ta.quantized_step)
+        for i, ta in enumerate(qns.text_annotations)
+        if ta.annotation_type == CHORD_SYMBOL
+    ]
     last = {step: i for i, step in chords}  # later annotations overwrite earlier ones
     drop = {i for i, step in chords if last[step] != i}
     if not drop:
@@ -183,10 +205,21 @@ def keep_last_coincident_chords(qns: music_pb2.NoteSequence) -> tuple[music_pb2.
     return out, len(drop)
 
 
-def _with_chords(qns: music_pb2.NoteSequence, cfg: ImprovExtractConfig
-                 ) -> Iterator[music_pb2.NoteSequence | Dropped]:
-    """The quantised piece with chord symbols (given or inferred), or the reason there are none."""
+def _with_chords(
+    qns: music_pb2.NoteSequence, cfg: ImprovExtractConfig
+) -> Iterator[music_pb2.NoteSequence | Dropped]:
+    """The quantised piece with chord symbols (given or inferred), or the reason there are none.
+
+    Given symbols that note-seq cannot parse are first respelled where their meaning is known
+    (ABC / Nottingham spellings such as ``G/b`` or ``Gd``, else music21's reading), each counted
+    (``chord_symbols_respelled`` / ``chord_symbols_music21``); without this the whole fragment
+    under such a symbol would be dropped as ``chord_symbol_exception``.
+    """
     has = _has_chords(qns)
+    if has and cfg.infer_chords != "always":
+        qns, respelled = respell_chord_symbols(qns)
+        for reason, n in respelled.items():
+            yield Dropped(reason, n)
     if has and cfg.coincident_chords == "keep_last" and cfg.infer_chords != "always":
         qns, n = keep_last_coincident_chords(qns)
         if n:
@@ -214,8 +247,9 @@ def _with_chords(qns: music_pb2.NoteSequence, cfg: ImprovExtractConfig
     yield qns
 
 
-def _lead_sheets(qns: music_pb2.NoteSequence, melodies: Sequence[melodies_lib.Melody],
-                 cfg: ImprovExtractConfig) -> Iterator[lead_sheets_lib.LeadSheet | Dropped]:
+def _lead_sheets(
+    qns: music_pb2.NoteSequence, melodies: Sequence[melodies_lib.Melody], cfg: ImprovExtractConfig
+) -> Iterator[lead_sheets_lib.LeadSheet | Dropped]:
     """Magenta's ``extract_lead_sheet_fragments`` after melody extraction: the chords under each
     melody (``qns`` carries the chord symbols), before transposition."""
     for item in melodies:
@@ -231,11 +265,16 @@ def _lead_sheets(qns: music_pb2.NoteSequence, melodies: Sequence[melodies_lib.Me
         yield lead_sheets_lib.LeadSheet(item, chords)
 
 
-def extract(ns: music_pb2.NoteSequence, cfg: ImprovExtractConfig | Mapping[str, Any] | None = None,
-            *, augment: bool = False) -> Iterator[Extracted | Dropped]:
+def extract(
+    ns: music_pb2.NoteSequence,
+    cfg: ImprovExtractConfig | Mapping[str, Any] | None = None,
+    *,
+    augment: bool = False,
+) -> Iterator[Extracted | Dropped]:
     """Lead-sheet examples of one NoteSequence (12 keys each when ``augment``).
 
-    Drop reasons beyond the melody family's: no_chords, chord_inference_failed,
+    Counted, not dropped: chords_inferred, coincident_chords_merged, chord_symbols_respelled,
+    chord_symbols_music21. Drop reasons beyond the melody family's: no_chords, chord_inference_failed,
     coincident_chords, empty_chord_progressions, chord_symbol_exception (a figure note-seq cannot
     parse or transpose) and chord_encoding_exception (a non-triad chord with
     ``triad_chords_only``, what Magenta's triad encoders reject).
@@ -278,8 +317,9 @@ def _transpose_figure(figure: str, amount: int) -> str:
     return chord_symbols_lib.transpose_chord_symbol(figure, amount % 12)
 
 
-def _transposed_examples(sheet: lead_sheets_lib.LeadSheet, cfg: ImprovExtractConfig,
-                         amounts: Sequence[int]) -> Iterator[Extracted | Dropped]:
+def _transposed_examples(
+    sheet: lead_sheets_lib.LeadSheet, cfg: ImprovExtractConfig, amounts: Sequence[int]
+) -> Iterator[Extracted | Dropped]:
     """Each key of one lead sheet: note-seq's ``LeadSheet.transpose`` then ``LeadSheet.squash``.
 
     Spelled out per part so that chord figures are transposed once per distinct figure (note-seq
@@ -318,13 +358,16 @@ def _chord_input(cond: Cond, names: Sequence[str], t: int) -> list[torch.Tensor]
     out = []
     for name in names:
         if name not in cond:
-            raise ValueError(f"conditioning column {name!r} missing (lead-sheet sets store "
-                             f"{', '.join(COLUMN_DTYPES)})")
+            raise ValueError(
+                f"conditioning column {name!r} missing (lead-sheet sets store "
+                f"{', '.join(COLUMN_DTYPES)})"
+            )
         col = cond[name]
         if col.dim() != 2 or col.shape[1] < t + 1:
-            raise ValueError(f"{name} must be (B, >= T + 1) = (B, >= {t + 1}); got "
-                             f"{tuple(col.shape)}")
-        out.append(col[:, 1: t + 1].long())
+            raise ValueError(
+                f"{name} must be (B, >= T + 1) = (B, >= {t + 1}); got {tuple(col.shape)}"
+            )
+        out.append(col[:, 1 : t + 1].long())
     return out
 
 
@@ -348,7 +391,8 @@ class TriadChords:
             raise ValueError(
                 f"chord at batch row {b}, step {t + 1} is not a major/minor/augmented/diminished "
                 "triad, which TriadChordOneHotEncoding cannot encode; build this set with "
-                "triad_chords_only: true (Magenta drops such lead sheets)")
+                "triad_chords_only: true (Magenta drops such lead sheets)"
+            )
         index = torch.where(no_chord, 0, 1 + 12 * quality.clamp(min=0) + root.clamp(min=0))
         return F.one_hot(index, self.input_size).float()
 
@@ -364,8 +408,9 @@ class PitchChords:
     def input_size(self) -> int:
         return 3 * 12 + 1
 
-    def features(self, root: torch.Tensor, pitches: torch.Tensor, bass: torch.Tensor
-                 ) -> torch.Tensor:
+    def features(
+        self, root: torch.Tensor, pitches: torch.Tensor, bass: torch.Tensor
+    ) -> torch.Tensor:
         chord = root >= 0
         bits = (pitches.unsqueeze(-1) >> torch.arange(12, device=pitches.device)) & 1
         parts = [
@@ -411,8 +456,10 @@ class ChordConditioned:
     def conditions(self, events: torch.Tensor, stored: Cond) -> dict[str, torch.Tensor]:
         missing = [c for c in self.control.columns if c not in stored or stored[c] is None]
         if missing:
-            raise ValueError(f"{self.name} needs stored chord column(s) {', '.join(missing)}; "
-                             "is this a lead-sheet (improv) example set?")
+            raise ValueError(
+                f"{self.name} needs stored chord column(s) {', '.join(missing)}; "
+                "is this a lead-sheet (improv) example set?"
+            )
         return {c: torch.as_tensor(stored[c]).long() for c in self.control.columns}
 
     def decode_label(self, labels: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
@@ -425,26 +472,47 @@ class ChordConditioned:
 
 VARIANTS: dict[str, VariantConfig] = {
     "basic_improv": VariantConfig(
-        name="basic_improv", family=NAME,
+        name="basic_improv",
+        family=NAME,
         encoding=ChordConditioned("triad+onehot", TriadChords(), melody_onehot(48, 84)),
-        hparams=HParams(batch_size=128, rnn_layer_sizes=(64, 64), dropout_keep_prob=0.5,
-                        clip_norm=5.0, learning_rate=1e-3),
+        hparams=HParams(
+            batch_size=128,
+            rnn_layer_sizes=(64, 64),
+            dropout_keep_prob=0.5,
+            clip_norm=5.0,
+            learning_rate=1e-3,
+        ),
         description="Melody-given-chords RNN with one-hot triad encoding for chords "
-                    "(needs a set extracted with triad_chords_only)."),
+        "(needs a set extracted with triad_chords_only).",
+    ),
     "attention_improv": VariantConfig(
-        name="attention_improv", family=NAME,
+        name="attention_improv",
+        family=NAME,
         encoding=ChordConditioned("triad+key_melody", TriadChords(), KeyMelody()),
-        hparams=HParams(batch_size=128, rnn_layer_sizes=(128, 128, 128),
-                        dropout_keep_prob=0.5, attn_length=40, clip_norm=3.0,
-                        learning_rate=1e-3),
+        hparams=HParams(
+            batch_size=128,
+            rnn_layer_sizes=(128, 128, 128),
+            dropout_keep_prob=0.5,
+            attn_length=40,
+            clip_norm=3.0,
+            learning_rate=1e-3,
+        ),
         description="Melody-given-chords RNN with triad chords, key-melody features and "
-                    "attention (needs a set extracted with triad_chords_only)."),
+        "attention (needs a set extracted with triad_chords_only).",
+    ),
     "chord_pitches_improv": VariantConfig(
-        name="chord_pitches_improv", family=NAME,
+        name="chord_pitches_improv",
+        family=NAME,
         encoding=ChordConditioned("pitch_chords+onehot", PitchChords(), melody_onehot(48, 84)),
-        hparams=HParams(batch_size=128, rnn_layer_sizes=(256, 256, 256),
-                        dropout_keep_prob=0.5, clip_norm=3.0, learning_rate=1e-3),
-        description="Melody-given-chords RNN with chord root, pitch classes and bass."),
+        hparams=HParams(
+            batch_size=128,
+            rnn_layer_sizes=(256, 256, 256),
+            dropout_keep_prob=0.5,
+            clip_norm=3.0,
+            learning_rate=1e-3,
+        ),
+        description="Melody-given-chords RNN with chord root, pitch classes and bass.",
+    ),
 }
 
 
@@ -453,11 +521,19 @@ VARIANTS: dict[str, VariantConfig] = {
 # --------------------------------------------------------------------------------------------
 
 
-def to_note_sequence(events: Sequence[int] | np.ndarray, cond: Mapping[str, np.ndarray],
-                     *, qpm: float = 120.0, event_space: str = "melody:48-84",
-                     velocity: int = 100, program: int = 0, render_chords: bool = False,
-                     chord_program: int = 0, chord_velocity: int = 80, **kw: Any
-                     ) -> music_pb2.NoteSequence:
+def to_note_sequence(
+    events: Sequence[int] | np.ndarray,
+    cond: Mapping[str, np.ndarray],
+    *,
+    qpm: float = 120.0,
+    event_space: str = "melody:48-84",
+    velocity: int = 100,
+    program: int = 0,
+    render_chords: bool = False,
+    chord_program: int = 0,
+    chord_velocity: int = 80,
+    **kw: Any,
+) -> music_pb2.NoteSequence:
     """Melody notes plus CHORD_SYMBOL annotations (note-seq ``LeadSheet.to_sequence``).
 
     ``cond`` holds the chord columns, at least as long as ``events`` (extra steps are ignored).
@@ -472,14 +548,16 @@ def to_note_sequence(events: Sequence[int] | np.ndarray, cond: Mapping[str, np.n
         raise ValueError(f"chord columns are shorter than the {n} melody events")
     figures = columns_to_figures(cols)
     melody = melody_family.indices_to_melody(events, event_space)
-    chords = chords_lib.ChordProgression(figures, steps_per_quarter=melody.steps_per_quarter,
-                                         steps_per_bar=melody.steps_per_bar)
+    chords = chords_lib.ChordProgression(
+        figures, steps_per_quarter=melody.steps_per_quarter, steps_per_bar=melody.steps_per_bar
+    )
     sheet = lead_sheets_lib.LeadSheet(melody, chords)
     ns = sheet.to_sequence(velocity=velocity, qpm=qpm)
     for note in ns.notes:
         note.program = program
     ns.total_time = max(ns.total_time, n * 60.0 / qpm / melody.steps_per_quarter)
     if render_chords:
-        chords_lib.BasicChordRenderer(velocity=chord_velocity, instrument=1,
-                                      program=chord_program).render(ns)
+        chords_lib.BasicChordRenderer(
+            velocity=chord_velocity, instrument=1, program=chord_program
+        ).render(ns)
     return ns

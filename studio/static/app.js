@@ -4,13 +4,14 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { options: null, models: [], batch: null, busy: false };
+const state = { options: null, models: [], batch: null, busy: false, store: "" };
 const PRIMER_HINTS = {
   none: "",
   notes: "Note names, each 2 sixteenth steps unless :n is given, r for a rest: C4 E4 G4:4 r C5",
   events: "Magenta events: pitch = note on, -2 = hold, -1 = note off: [60, -2, 62, -2, 64, -2, -2, -2]",
   chord: "Pitches held for a quarter note (polyphony, performance): C4 E4 G4 or [60, 64, 67]",
   midi: "",
+  sample: "",
 };
 const PRIMER_PLACEHOLDERS = {
   notes: "C4 E4 G4:4 r C5", events: "[60, -2, 60, -2, 67, -2, 67, -2]", chord: "C4 E4 G4",
@@ -90,40 +91,52 @@ function fillModels() {
 }
 
 function fillVersions() {
+  // each registered version once, newest first, its aliases beside it; the champion is picked
   const m = selectedModel();
   const sel = $("version");
   sel.replaceChildren();
   if (m) {
-    const aliases = [];
-    for (const v of m.versions) for (const a of v.aliases) aliases.push([a, v.version]);
-    aliases.sort((a, b) => (a[0] === "champion" ? -1 : b[0] === "champion" ? 1 : 0));
-    for (const [a, v] of aliases) sel.append(el("option", { value: a, text: `${a} (v${v})` }));
-    for (const v of m.versions) sel.append(el("option", { value: String(v.version), text: `version ${v.version}` }));
+    const versions = [...m.versions].sort((a, b) => b.version - a.version);
+    for (const v of versions) {
+      const aliases = [...v.aliases].sort((a, b) => (a === "champion" ? -1 : b === "champion" ? 1 : a.localeCompare(b)));
+      sel.append(el("option", { value: String(v.version), text: `v${v.version}${aliases.length ? " (" + aliases.join(", ") + ")" : ""}` }));
+    }
+    const champ = versions.find((v) => v.aliases.includes("champion")) || versions[0];
+    if (champ) sel.value = String(champ.version);
   }
   showModelInfo();
   applyFamily();
 }
 
 function showModelInfo() {
+  // a musician's summary up front; the training facts one click away in <details>
   const m = selectedModel();
   const v = selectedVersion();
   const box = $("model-info");
   box.replaceChildren();
   if (!m || !v) return;
+  const q = v.quality || { verdict: "unknown", text: "Not evaluated yet." };
+  box.append(el("p", { class: "plain", text: m.plain || m.description || "" }));
+  if (m.good_for) box.append(el("p", {}, "Good for: ", el("b", { text: m.good_for })));
+  if (m.range) box.append(el("p", {}, "Plays notes from ", el("b", { text: m.range })));
+  box.append(el("p", { class: `verdict verdict-${q.verdict}` }, "Quality: ", el("span", { text: q.text })));
   const mt = v.metrics || {};
-  const lines = [
-    [["family ", m.family || "?"], [" · ", m.description || ""]],
-    [["eval loss ", fmt(mt.eval_loss)], [" · perplexity ", fmt(mt.eval_perplexity, 2)],
-     [" · accuracy ", typeof mt.eval_accuracy === "number" ? (100 * mt.eval_accuracy).toFixed(1) + "%" : "–"]],
-    [["trained on ", v.example_set || "?"], [" · data ", (v.data_version || "?").slice(0, 16)]],
-    [["version ", `v${v.version}`], [" · ", v.aliases.join(", ") || "no aliases"],
-     [" · ", v.champion_decision || ""]],
+  const facts = [
+    ["Family", m.family || "?"],
+    ["Encoding", m.description || "?"],
+    ["Eval loss", fmt(mt.eval_loss)],
+    ["Eval perplexity", fmt(mt.eval_perplexity, 2)],
+    ["Eval accuracy", typeof mt.eval_accuracy === "number" ? (100 * mt.eval_accuracy).toFixed(1) + "%" : "–"],
+    ["Trained on", v.example_set || "?"],
+    ["Data version", v.data_version || "?"],
+    ["Version", `v${v.version}${v.aliases.length ? " (" + v.aliases.join(", ") + ")" : ""}`],
+    ["Champion decision", v.champion_decision || "–"],
+    ["Run", v.run_id || "?"],
+    ["MLflow store", state.store || "?"],
   ];
-  for (const parts of lines) {
-    const div = el("div");
-    for (const [k, val] of parts) { div.append(k); div.append(el("b", { text: val })); }
-    box.append(div);
-  }
+  const dl = el("dl");
+  for (const [k, val] of facts) dl.append(el("dt", { text: k }), el("dd", { text: val }));
+  box.append(el("details", { id: "model-details" }, el("summary", { text: "Technical details" }), dl));
 }
 
 function applyFamily() {
@@ -154,6 +167,20 @@ function applyPrimer() {
   $("primer_text").placeholder = PRIMER_PLACEHOLDERS[kind] || "";
   $("primer-hint").textContent = PRIMER_HINTS[kind] || "";
   $("primer-midi-label").hidden = kind !== "midi";
+  const sampleOpt = $("primer_type").querySelector('option[value="sample"]');
+  sampleOpt.hidden = kind !== "sample";
+  $("primer-sample-note").hidden = kind !== "sample";
+  const m = selectedModel();
+  $("primer-range").textContent = m && m.range && kind !== "none" ? `This model plays notes from ${m.range}.` : "";
+}
+
+function useAsPrimer(s) {
+  // the sample's MIDI, kept by the server, becomes the next request's primer
+  $("primer_sample").value = s.token;
+  $("primer_type").value = "sample";
+  $("primer-sample-note").textContent = `Continuing sample ${s.index} (${s.filename}). Set the length longer than ${s.seconds.toFixed(1)} s of music, or pick another primer.`;
+  applyPrimer();
+  $("primer_type").scrollIntoView({ block: "center" });
 }
 
 function applyHistogramMode() {
@@ -242,17 +269,22 @@ async function regenerateOne(index) {
 // ------------------------------------------------------------------ results
 
 function sampleCard(s, batch) {
-  const meta = `${s.num_notes} notes · ${s.seconds.toFixed(1)} s · log-likelihood ${s.log_likelihood.toFixed(1)} · seed ${s.seed} row ${s.row}`;
-  const img = el("img", { class: "roll", src: s.urls.png, alt: `piano roll of sample ${s.index}`, loading: "eager" });
+  const notes = s.num_chord_notes ? `${s.num_notes} melody notes + ${s.num_chord_notes} chord notes` : `${s.num_notes} notes`;
+  const meta = `${notes} · ${s.seconds.toFixed(1)} s long · log-likelihood ${s.log_likelihood.toFixed(1)} · seed ${s.seed} row ${s.row}`;
+  const img = el("div", { class: "roll-box" },
+    el("img", { class: "roll", src: s.urls.png, alt: `piano roll of sample ${s.index}`, loading: "eager" }));
   const bar = el("div", { class: "bar" });
   if (s.urls.wav) bar.append(el("audio", { controls: true, preload: "auto", src: s.urls.wav }));
   bar.append(el("a", { class: "midi", href: s.urls.midi, download: s.filename + ".mid", text: "Download MIDI" }));
   bar.append(el("a", { class: "json", href: s.urls.json, download: s.filename + ".json", text: "details (JSON)" }));
   const regen = el("button", { type: "button", class: "secondary regen", text: "Regenerate" });
   regen.addEventListener("click", () => regenerateOne(s.index));
-  bar.append(regen);
+  const reuse = el("button", { type: "button", class: "secondary use-primer", text: "Use as primer" });
+  reuse.addEventListener("click", () => useAsPrimer(s));
+  bar.append(regen, reuse);
   return el("article", { class: "sample", "data-index": String(s.index), "data-token": s.token },
-    el("h3", { text: `Sample ${s.index} — ${s.filename}` }), el("div", { class: "meta", text: meta }), img, bar);
+    el("h3", {}, `Sample ${s.index} `, el("span", { class: "muted fname", text: s.filename })),
+    el("div", { class: "meta", text: meta }), img, bar);
 }
 
 function showBatch(batch) {
@@ -261,7 +293,11 @@ function showBatch(batch) {
   $("results-empty").hidden = true;
   $("results-head").hidden = false;
   const st = batch.settings || {};
-  $("results-title").textContent = `${batch.variant} · ${batch.model} · seed ${st.seed} · temperature ${st.temperature}`;
+  const version = (batch.model.match(/\/(\d+)$/) || [])[1];
+  const n = batch.samples.length;
+  $("results-title").textContent = `${n} sample${n === 1 ? "" : "s"} from ${batch.variant}${version ? " v" + version : ""}`;
+  $("results-sub").textContent = `seed ${st.seed} · temperature ${st.temperature}`;
+  $("download-zip").href = `/api/batches/${batch.id}/zip`;
   $("samples").replaceChildren(...batch.samples.map((s) => sampleCard(s, batch)));
   if (st.seed !== undefined && $("seed").value === "") $("seed").placeholder = `random (last: ${st.seed})`;
 }
@@ -288,13 +324,14 @@ async function init() {
   $("chords").placeholder = state.options.default_chords;
   const catalogue = cat.body || { models: [], error: "The model list could not be loaded." };
   state.models = catalogue.models || [];
-  $("store").textContent = catalogue.tracking_uri ? `MLflow: ${catalogue.tracking_uri}` : "";
+  state.store = catalogue.tracking_uri || "";
   for (const fam of [...new Set(state.models.map((m) => m.family).filter(Boolean))]) {
     $("family-filter").append(el("option", { value: fam, text: fam }));
   }
   if (catalogue.error) showError({ field: "model", message: catalogue.error });
   else if (!state.models.length) showError({ field: "model", message: "No models are registered yet; train one first." });
   fillModels();
+  if (catalogue.default) { $("model").value = catalogue.default; fillVersions(); }
   applyHistogramMode();
   $("family-filter").addEventListener("change", fillModels);
   $("model").addEventListener("change", fillVersions);
