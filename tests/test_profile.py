@@ -83,3 +83,18 @@ def test_data_root_override_reaches_params(params: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("MOTIF_DATA_ROOT", "../shared/data")
     profile.use("full", params)
     assert yaml.safe_load(params.read_text())["data_root"] == "../shared/data"
+
+
+def test_every_profile_folder_corpus_exists_in_a_fresh_clone() -> None:
+    """`make run PROFILE=x` on a fresh clone: DVC needs every folder corpus (the inboxes) there."""
+    for path in sorted((REPO / "profiles").glob("*.yaml")):
+        corpora = yaml.safe_load(path.read_text()).get("corpora") or {}
+        for name, item in corpora.items():
+            folder = REPO / item["input"]
+            assert folder.is_dir(), f"{path.name}: corpus {name} input {item['input']} missing"
+            tracked = subprocess.run(
+                ["git", "ls-files", item["input"]], cwd=REPO, capture_output=True, text=True
+            ).stdout.split()
+            assert tracked, (
+                f"{path.name}: {item['input']} has no tracked file (a fresh clone lacks it)"
+            )
