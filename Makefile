@@ -13,7 +13,7 @@ export GIT_PYTHON_REFRESH := quiet
 # DVC stage commands run `python`: the venv's
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test studio lint env system clean-data lock
+.PHONY: run test studio lint env system clean-data lock screenshots
 
 env: $(STAMP)
 
@@ -39,6 +39,12 @@ test: $(STAMP)
 
 studio: $(STAMP)
 	$(BIN)/python -m studio --port $(PORT)
+
+# Refresh docs/studio.png from the browser test (the tests themselves write to a temporary folder).
+screenshots: $(STAMP)
+	rm -rf /tmp/motif-shots && mkdir -p /tmp/motif-shots
+	MOTIF_SCREENSHOTS=/tmp/motif-shots $(BIN)/python -m pytest -q -p no:xdist tests/test_studio.py -k chromium
+	cp /tmp/motif-shots/studio.png docs/studio.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

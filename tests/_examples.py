@@ -7,6 +7,7 @@ few optimiser steps measurably lower the loss, which the tests use as a liveness
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 
 from pipelines.schema import EXAMPLE_SCHEMA
 
-PYTHON = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python")
+PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
 
 
 def melody_events(rng: np.random.Generator, length: int, num_classes: int = 38) -> np.ndarray:

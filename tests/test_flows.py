@@ -37,6 +37,7 @@ TINY_PARAMS = {
     "profile": "test",
     "corpora": {"tunes": {"input": "data/inbox/tunes"}},
     "music21_corpora": {},
+    "fetched_corpora": {},
     "example_sets": {
         "melody": {"family": "melody", "corpora": ["tunes"], "extract": {"min_bars": 2}}
     },

@@ -32,7 +32,7 @@ from _generate_sets import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHON = str(REPO / ".venv" / "bin" / "python")
+PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
 TWINKLE = [60, -2, 60, -2, 67, -2, 67, -2, 69, -2, 69, -2, 67, -2, -2, -2,
            65, -2, 65, -2, 64, -2, 64, -2, 62, -2, 62, -2, 60, -2, -2, -2]
 

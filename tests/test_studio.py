@@ -37,7 +37,7 @@ from _examples import write_example_set  # noqa: E402
 
 from studio.validation import Limits  # noqa: E402
 
-PYTHON = str(REPO / ".venv" / "bin" / "python")
+PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 VARIANT = "attention_rnn"
 PRIMER = "C4 E4 G4"  # 6 16th steps: C4 E4 G4 as eighth notes
