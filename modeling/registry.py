@@ -1,11 +1,21 @@
 """MLflow tracking and model registry: one run per training, one registered model per variant.
 
 ``modeling/train.py`` opens a :class:`Tracker` (rank 0 only, after every input is validated), logs
-metrics per evaluation step and, at the end, :meth:`Tracker.finish` logs the artifacts
-(``model/model.pt`` = the best checkpoint with weights + JSON config only, ``config.json``,
-``loss_curve.png``/``.csv``, ``metrics.json``) and registers a model version.
-``modeling/generate.py`` (and ``--init-from``) read models back with :func:`load_generator_model` /
-:func:`resolve_model_file`, always through ``torch.load(weights_only=True)``.
+metrics per evaluation step and, at the end, :meth:`Tracker.finish` logs the artifacts (``model/``
+= an MLflow ``python_function`` model written by :func:`modeling.pyfunc.save`, holding the best
+checkpoint with weights + JSON config only at ``model/artifacts/model.pt``; ``config.json``,
+``loss_curve.png``/``.csv``, ``metrics.json``) and registers ``model/`` as a model version, so
+``mlflow.pyfunc.load_model("models:/<variant>@champion")`` and ``mlflow models serve`` work.
+``modeling/generate.py``, the studio and ``--init-from`` read models back with
+:func:`load_generator_model` / :func:`resolve_model_file`, always through
+``torch.load(weights_only=True)``; a version registered before the pyfunc layout (``model.pt`` at
+the top of its folder) still loads there.
+
+Model card. The registered model gets a description and ``family``/``variant`` tags once, when it
+is created; each version a description (:func:`model_card`: variant, family, example set and its
+DVC data version, steps, eval metrics, quality) and tags to search by, e.g.
+``mlflow.search_model_versions("tags.family='performance'")``. The quality is "not evaluated"
+until :func:`set_quality` records the evaluate stage's verdict.
 
 Store: ``$MLFLOW_TRACKING_URI``, default ``sqlite:///mlruns/mlflow.db`` with artifacts under
 ``mlruns/`` (both relative to the working directory, the repo root in DVC stages). An experiment
@@ -56,7 +66,6 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -83,6 +92,7 @@ _HOST_TAG, _PID_TAG, _PID_START_TAG = "motif.host", "motif.pid", "motif.pid_star
 _CAS_SETTLE_S = 1.0  # remote gate: how long a moved alias must stay put before the move counts
 _CAS_ROUNDS = 20
 _REPO = Path(__file__).resolve().parents[1]
+PYFUNC_CKPT = "artifacts/model.pt"  # = modeling.pyfunc.CHECKPOINT (not imported: needs mlflow)
 
 
 class RegistryError(ValueError):
@@ -372,14 +382,17 @@ class Tracker:
         # A version's files must never change: a training extended after registering logs its
         # new weights beside the first ones instead of over them.
         artifact = "model" if not done else f"model-step{int(final['step'])}"
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = Path(tmp) / "model"
-            model_dir.mkdir()
-            shutil.copyfile(best, model_dir / "model.pt")
-            (model_dir / "config.json").write_text(
-                json.dumps(self.config, indent=2, sort_keys=True)
-            )
-            self.client.log_artifacts(self.run_id, str(model_dir), artifact)
+        source = f"{run.info.artifact_uri}/{artifact}"
+        # a rerun after a crash past create_model_version: that version's files are complete
+        # (logged before it was created) and must stay byte-identical, MLmodel's uuid included
+        if _run_version(self.client, self.config["variant"], self.run_id, source) is None:
+            from modeling import pyfunc
+
+            with tempfile.TemporaryDirectory() as tmp:
+                started = time.perf_counter()
+                pyfunc.save(Path(tmp) / "model", best, self.config)
+                self.client.log_artifacts(self.run_id, str(Path(tmp) / "model"), artifact)
+                self.log_metrics({"pyfunc_log_seconds": time.perf_counter() - started}, 0)
         for name in ("config.json", "metrics.json", "loss_curve.csv", "loss_curve.png"):
             if (output / name).is_file():
                 self.client.log_artifact(self.run_id, str(output / name))
@@ -389,11 +402,12 @@ class Tracker:
             self.client,
             self.config["variant"],
             self.run_id,
-            f"{run.info.artifact_uri}/{artifact}",
+            source,
             best_loss,
             self.config,
             int(final["best"]["step"]),
             evaluate_other,
+            card=model_card(self.config, final, ckpt.load(best).get("metrics", {})),
         )
         result["step"] = int(final["step"])
         self.client.set_tag(self.run_id, _REGISTERED_TAG, json.dumps(result))
@@ -415,20 +429,24 @@ def register(
     evaluate_other: Callable[[EventRNN], float],
     *,
     local_lock: bool | None = None,
+    card: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Create a version of registered model ``name`` (or complete the one this run already
     created from ``source``); move ``champion`` if it wins. Returns what happened.
 
     The rule is in the module docstring, and so is how the gate is serialised: a lock file for
     a local sqlite store, compare-and-set on the alias otherwise. ``local_lock=False`` takes the
-    compare-and-set path on any store (what a remote store gets; its tests use it).
+    compare-and-set path on any store (what a remote store gets; its tests use it). ``card``
+    (:func:`model_card`) gives a new version its description and searchable tags.
     """
     MlflowException = _mlflow_error()
     try:
         c.get_registered_model(name)
     except MlflowException:
-        with contextlib.suppress(MlflowException):  # created concurrently: fine
-            c.create_registered_model(name, description=f"motif variant {name}")
+        with contextlib.suppress(MlflowException):  # created concurrently: fine (set once)
+            c.create_registered_model(
+                name, tags=_model_tags(name), description=_model_description(name)
+            )
     db = _sqlite_path() if local_lock is not False else None
     with _file_lock(_gate_lock_path(db.resolve(), name)) if db else contextlib.nullcontext():
         mv = _run_version(c, name, run_id, source)
@@ -440,7 +458,15 @@ def register(
                 "event_space": config.get("event_space", ""),
                 "best_step": str(best_step),
             }
-            mv = c.create_model_version(name, source=source, run_id=run_id, tags=tags)
+            card = card or {}
+            tags.update(card.get("tags", {}))
+            mv = c.create_model_version(
+                name,
+                source=source,
+                run_id=run_id,
+                tags=tags,
+                description=card.get("description"),
+            )
         elif _DECISION_TAG in mv.tags:  # a rerun after the gate had decided: nothing to do
             return _recorded_result(mv)
         version = str(mv.version)
@@ -464,6 +490,87 @@ def register(
         for key in sorted(tags, key=lambda k: k == _DECISION_TAG):
             c.set_model_version_tag(name, version, key, tags[key])
     return _recorded_result(c.get_model_version(name, version))
+
+
+# ----------------------------------------------------------------------------- model card
+
+QUALITY_TAG = "quality"
+_QUALITY_LINE = "- Quality: "
+_NOT_EVALUATED = "not evaluated yet (the evaluate stage sets it)"
+
+
+def _model_tags(name: str) -> dict[str, str]:
+    """A registered model's searchable tags (``search_registered_models("tags.family=...")``)."""
+    from modeling.variants import VARIANTS
+
+    cfg = VARIANTS.get(name)
+    return {"family": cfg.family, "variant": name} if cfg else {"variant": name}
+
+
+def _model_description(name: str) -> str:
+    """The registered model's description, set once when it is created."""
+    from modeling.variants import VARIANTS
+
+    cfg = VARIANTS.get(name)
+    what = f"{cfg.description} ({cfg.family} family)" if cfg else "not a known motif variant"
+    return (
+        f"motif {name}: {what}. Every version is an MLflow python_function model: "
+        f"`mlflow.pyfunc.load_model('models:/{name}@champion').predict(df)` takes a DataFrame "
+        "of generation requests (primer, num_steps or num_seconds, temperature, beam_size, "
+        "key, seed, and the family's own columns; see the signature) and returns one row per "
+        "sample: events (JSON), log_likelihood and midi_base64. `champion` is the version with "
+        "the best eval loss on comparable data; each version's description is its model card."
+    )
+
+
+def model_card(
+    config: dict[str, Any], final: dict[str, Any], metrics: dict[str, float]
+) -> dict[str, Any]:
+    """A version's description and searchable tags: variant, family, training data and its DVC
+    data version, steps, eval metrics (``metrics``: the best checkpoint's ``eval_*``), quality.
+    """
+    variant, family = str(config.get("variant", "")), str(config.get("family", ""))
+    example_set, data = str(config.get("example_set", "")), str(config.get("data_version", ""))
+    best_step = final.get("best", {}).get("step")
+    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    tags = {
+        "variant": variant,
+        "family": family,
+        "example_set": example_set,
+        "steps": str(int(final.get("step", -1))),
+        "format": "mlflow-pyfunc",
+        QUALITY_TAG: "not evaluated",
+        **{k: repr(float(v)) for k, v in shown.items() if k != "eval_loss"},
+    }
+    lines = [
+        f"**{variant}** ({family} family), MLflow python_function model.",
+        "",
+        f"- Training data: example set `{example_set or '-'}`, DVC data version "
+        f"`{data or '-'}` ({config.get('data_version_source', '') or 'unknown source'})",
+        f"- Steps: {tags['steps']} (best checkpoint at step {best_step})",
+        "- Eval metrics at the best step: "
+        + (", ".join(f"{k.removeprefix('eval_')} {v:.4g}" for k, v in shown.items()) or "none"),
+        f"{_QUALITY_LINE}{_NOT_EVALUATED}",
+    ]
+    return {"description": "\n".join(lines), "tags": tags}
+
+
+def set_quality(name: str, version: int | str, verdict: str, text: str = "") -> None:
+    """Record the evaluate stage's quality verdict on a version: the ``quality`` tag (searchable:
+    ``tags.quality='pass'``) and the quality line of its description."""
+    c = client()
+    MlflowException = _mlflow_error()
+    try:
+        mv = c.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise RegistryError(f"{name}/{version}: {exc.message.splitlines()[0]}") from None
+    c.set_model_version_tag(name, str(version), QUALITY_TAG, verdict)
+    line = f"{_QUALITY_LINE}{verdict}" + (f": {text}" if text else "")
+    kept = [ln for ln in (mv.description or "").splitlines() if not ln.startswith(_QUALITY_LINE)]
+    c.update_model_version(name, str(version), description="\n".join([*kept, line]).strip())
+
+
+# ----------------------------------------------------------------------------- gate
 
 
 def _run_version(c: Any, name: str, run_id: str, source: str) -> Any:
@@ -582,7 +689,12 @@ def _version_of(c: Any, uri: str) -> Any:
 
 
 def resolve_model_file(uri: str) -> Path:
-    """Local path of the ``model.pt`` a registry (``models:/``) or run (``runs:/``) URI names."""
+    """Local path of the checkpoint a registry (``models:/``) or run (``runs:/``) URI names.
+
+    A version is an MLflow model directory with the checkpoint at
+    :data:`modeling.pyfunc.CHECKPOINT`; a version registered before that layout is a folder with
+    ``model.pt`` at the top, read from there.
+    """
     import mlflow
 
     c = client()
@@ -593,13 +705,20 @@ def resolve_model_file(uri: str) -> Path:
         source = uri
     else:
         raise RegistryError(f"not a models:/ or runs:/ URI: {uri}")
+    with contextlib.suppress(MlflowException, OSError):  # absent: the layout before MLmodel
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{source}/{PYFUNC_CKPT}"))
+        if path.is_file():
+            return path
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source))
     except (MlflowException, OSError) as exc:
         raise RegistryError(f"{uri}: cannot fetch artifacts ({str(exc).splitlines()[0]})") from None
     path = local / "model.pt" if local.is_dir() else local
     if not path.is_file():
-        raise RegistryError(f"{uri}: no model.pt in {source}")
+        raise RegistryError(
+            f"{uri}: no {PYFUNC_CKPT} or model.pt in {source}; re-register it by training "
+            f"again: python -m modeling.train --variant <variant> ..."
+        )
     return path
 
 

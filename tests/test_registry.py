@@ -70,10 +70,15 @@ def test_runs_versions_aliases_and_loading(store: Path, capsys: pytest.CaptureFi
     assert sorted(m.step for m in history) == [4, 8]
     arts = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert {"model", "config.json", "loss_curve.png", "metrics.json"} <= arts
-    assert {a.path for a in c.list_artifacts(run.info.run_id, "model")} == {
-        "model/model.pt",
-        "model/config.json",
+    # the version is an MLflow pyfunc model; the checkpoint and config are its artifacts
+    assert {"model/MLmodel", "model/artifacts", "model/code"} <= {
+        a.path for a in c.list_artifacts(run.info.run_id, "model")
     }
+    assert {a.path for a in c.list_artifacts(run.info.run_id, "model/artifacts")} == {
+        "model/artifacts/model.pt",
+        "model/artifacts/config.json",
+    }
+    assert champ.source == f"{run.info.artifact_uri}/model"
 
     # a ready generator model from the registry, read with weights_only
     model, cfg, meta = registry.load_generator_model("models:/basic_rnn@champion")
