@@ -54,6 +54,13 @@ The last line printed is one JSON object with every figure and ratio.
                 with its constant transition matrix memoised (motif's previous wrapper). motif:
                 ``modeling.families.chords.infer_chords``. Every piece's annotations (or
                 exception) must be identical on both sides; best of ``--repeat`` per side.
+
+``performance`` performance extraction (``modeling.families.performance.extract``, augmentation
+                on: 5 stretches x 30 s chunks x 7 transpositions) in this process, for 0 and 32
+                velocity bins, on ``--perf-files`` MIDI files (half POP909 PIANO tracks, half
+                ASAP, an even sample of each). Baseline: the same function's note-seq object
+                path (``fast=False``) on the same NoteSequences; every yield must be identical.
+                Projects the full POP909 + ASAP time from seconds per hour of music.
 """
 
 from __future__ import annotations
@@ -80,7 +87,10 @@ SETS = {  # motif example set (profiles/full.yaml) -> the Magenta configuration 
     "leadsheets": "chord_pitches_improv",
 }
 CHORDS = "chords"  # the chord-inference case (not an example set)
-CASES = [*SETS, CHORDS]
+PERFORMANCE = "performance"  # performance extraction, fast path vs note-seq path (in process)
+CASES = [*SETS, CHORDS, PERFORMANCE]
+PERF_CORPUS_HOURS = {"pop909": 62.8, "asap": 93.0}  # the full profile's performance corpora
+PERF_GOAL_SPEEDUP = 5.0  # per sequence, against note-seq's objects (the fast=False path)
 CHORD_GOAL_SPEEDUP = 5.0  # per piece, against note-seq's infer_chords_for_sequence
 MB = 1_000_000
 MAGENTA = {  # DESIGN.md anchors: Magenta 2.1.4 on this machine class, 2 cores
@@ -409,6 +419,82 @@ def chord_case(data_root: Path, files: int, repeat: int) -> dict[str, Any]:
     return entry
 
 
+def perf_sequences(data_root: Path, files: int) -> dict[str, list[Any]]:
+    """An even sample of POP909 and ASAP MIDI files as NoteSequences, per corpus."""
+    import note_seq
+
+    found = {
+        "pop909": sorted((data_root / "pop909/POP909").glob("[0-9][0-9][0-9]/[0-9][0-9][0-9].mid")),
+        "asap": sorted((data_root / "asap").glob("**/*.mid")),
+    }
+    out: dict[str, list[Any]] = {}
+    for corpus, paths in found.items():
+        want = max(1, files // 2)
+        step = max(1, len(paths) // want)
+        out[corpus] = []
+        for path in paths[::step][:want]:
+            try:
+                out[corpus].append(note_seq.midi_file_to_note_sequence(str(path)))
+            except note_seq.MIDIConversionError:
+                continue
+    return out
+
+
+def perf_case(data_root: Path, files: int, repeat: int) -> dict[str, Any]:
+    """Fast vs note-seq performance extraction on the same sequences, interleaved, best of N."""
+    from modeling.families import performance as Q
+    from modeling.families.base import Dropped
+
+    def run(seqs: list[Any], cfg: Any, fast: bool) -> tuple[float, list[Any]]:
+        start = time.perf_counter()
+        got = [list(Q.extract(ns, cfg, augment=True, fast=fast)) for ns in seqs]
+        elapsed = time.perf_counter() - start
+        return elapsed, [
+            [
+                x.reason
+                if isinstance(x, Dropped)
+                else (x.stretch, x.transposition, x.events.tobytes())
+                for x in items
+            ]
+            for items in got
+        ]
+
+    sequences = perf_sequences(data_root, files)
+    entry: dict[str, Any] = {"corpora": {}, "goal_speedup": PERF_GOAL_SPEEDUP, "identical": True}
+    projected = {"baseline_s": 0.0, "ours_s": 0.0}
+    for corpus, seqs in sequences.items():
+        names = ("PIANO",) if corpus == "pop909" else ()
+        hours = sum(ns.total_time for ns in seqs) / 3600
+        c: dict[str, Any] = {"sequences": len(seqs), "hours": round(hours, 2)}
+        for bins in (0, 32):
+            cfg = Q.PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=names)
+            base_s, ours_s = [], []
+            for _ in range(repeat):
+                seconds, theirs = run(seqs, cfg, fast=False)
+                base_s.append(seconds)
+                seconds, ours = run(seqs, cfg, fast=True)
+                ours_s.append(seconds)
+                entry["identical"] = entry["identical"] and ours == theirs
+            b, o = min(base_s), min(ours_s)
+            c[f"v{bins}"] = {
+                "examples": sum(not isinstance(x, str) for items in ours for x in items),
+                "baseline_s_per_sequence": round(b / len(seqs), 4),
+                "ours_s_per_sequence": round(o / len(seqs), 5),
+                "speedup_vs_baseline": ratio(b, o, 1),
+            }
+            projected["baseline_s"] += b / hours * PERF_CORPUS_HOURS[corpus]
+            projected["ours_s"] += o / hours * PERF_CORPUS_HOURS[corpus]
+        entry["corpora"][corpus] = c
+    entry["projected_full_s"] = {k: round(v, 1) for k, v in projected.items()}
+    entry["meets_speed_goal"] = entry["identical"] and all(
+        (v["speedup_vs_baseline"] or 0) >= PERF_GOAL_SPEEDUP
+        for c in entry["corpora"].values()
+        for k, v in c.items()
+        if k.startswith("v")
+    )
+    return entry
+
+
 # --------------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------------
@@ -555,7 +641,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--sets", default=",".join(CASES), help="comma-separated: melody,leadsheets,chords"
+        "--sets",
+        default=",".join(CASES),
+        help="comma-separated: melody,leadsheets,chords,performance",
+    )
+    parser.add_argument(
+        "--perf-files", type=int, default=20, help="MIDI files for the performance case"
     )
     parser.add_argument(
         "--chord-files", type=int, default=40, help="MIDI files for the chords case"
@@ -579,11 +670,11 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown = [s for s in names if s not in CASES]
-    if unknown or not names or args.repeat < 1 or args.chord_files < 1:
+    if unknown or not names or args.repeat < 1 or args.chord_files < 1 or args.perf_files < 1:
         print(
             f"bench: unknown set {', '.join(unknown) or '(none)'}; known: {', '.join(CASES)}"
             if unknown or not names
-            else "bench: --repeat and --chord-files must be >= 1",
+            else "bench: --repeat, --chord-files and --perf-files must be >= 1",
             file=sys.stderr,
         )
         return 2
@@ -591,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
     needed = [folder] if set(names) & set(SETS) else []
     if CHORDS in names:
         needed += [Path(args.data_root) / "edm", Path(args.data_root) / "pop909"]
+    if PERFORMANCE in names:
+        needed += [Path(args.data_root) / "pop909", Path(args.data_root) / "asap"]
     missing = [str(p) for p in needed if not p.is_dir()]
     if missing:
         print(
@@ -611,6 +704,8 @@ def main(argv: list[str] | None = None) -> int:
         report = run_all(names, folder, work, args.repeat)
         if CHORDS in names:
             report["chords"] = chord_case(Path(args.data_root), args.chord_files, args.repeat)
+        if PERFORMANCE in names:
+            report["performance"] = perf_case(Path(args.data_root), args.perf_files, args.repeat)
         if args.keep:
             report["kept"] = str(work)
     finally:
@@ -669,6 +764,23 @@ def print_report(report: dict[str, Any]) -> None:
             f"{c['memoised_s_per_piece']} s/piece, motif {c['ours_s_per_piece']} s/piece: "
             f"{c['speedup_vs_baseline']}x vs note-seq, {c['speedup_vs_memoised']}x vs memoised; "
             f"goal >= {CHORD_GOAL_SPEEDUP}x: {'met' if c['meets_speed_goal'] else 'MISSED'}"
+        )
+    if "performance" in report:
+        p = report["performance"]
+        for corpus, c in p["corpora"].items():
+            for key in ("v0", "v32"):
+                v = c[key]
+                print(
+                    f"performance {corpus} {key}: {c['sequences']} sequences ({c['hours']} h), "
+                    f"{v['examples']} examples; note-seq {v['baseline_s_per_sequence']} s/seq, "
+                    f"motif {v['ours_s_per_sequence']} s/seq: {v['speedup_vs_baseline']}x"
+                )
+        proj = p["projected_full_s"]
+        print(
+            f"performance: identical to note-seq: {p['identical']}; projected full POP909 + ASAP "
+            f"(both velocity settings, all augmented): note-seq {proj['baseline_s']} s, motif "
+            f"{proj['ours_s']} s; goal >= {PERF_GOAL_SPEEDUP}x: "
+            f"{'met' if p['meets_speed_goal'] else 'MISSED'}"
         )
     print(json.dumps(report, sort_keys=True))
 

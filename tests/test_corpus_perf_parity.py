@@ -219,3 +219,40 @@ def test_augmentation_only_on_request(shared_data: Path) -> None:
     for (stretch, amount), n in grid.items():
         assert n == grid[(stretch, 0)], (stretch, amount)  # same chunks for every transposition
     print(f"\naugmentation of {path.name}: {len(plain)} examples -> {len(aug)}")
+
+
+FAST_SAMPLE = 8
+
+
+@pytest.mark.parametrize("bins", [0, 32])
+@pytest.mark.parametrize("source", [POP909, ASAP], ids=["pop909", "asap"])
+def test_fast_extraction_equals_the_note_seq_path_with_augmentation(
+        shared_data: Path, source: tuple[str, str, tuple[str, ...]], bins: int) -> None:
+    """Every stretch x chunk x transposition, as stored int16 bytes, and every counter."""
+    corpus, pattern, instruments = source
+    files = sample_files(shared_data / corpus, pattern)[:FAST_SAMPLE]
+    cfg = Q.PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=instruments)
+    compared = arrays = 0
+    t_fast = t_slow = 0.0
+    for path in files:
+        try:
+            ns = note_seq.midi_file_to_note_sequence(str(path))
+        except note_seq.MIDIConversionError:
+            continue
+        arrays += isinstance(Q._Notes.of(ns, cfg), Q._Notes)
+        t = time.perf_counter()
+        fast = list(Q.extract(ns, cfg, augment=True))
+        t_fast += time.perf_counter() - t
+        t = time.perf_counter()
+        slow = list(Q.extract(ns, cfg, augment=True, fast=False))
+        t_slow += time.perf_counter() - t
+        key = [(type(x).__name__, x.reason) if isinstance(x, Dropped)
+               else (x.stretch, x.transposition, x.events.dtype.str, x.events.tobytes())
+               for x in fast]
+        assert key == [(type(x).__name__, x.reason) if isinstance(x, Dropped)
+                       else (x.stretch, x.transposition, x.events.dtype.str, x.events.tobytes())
+                       for x in slow], path.name
+        compared += sum(isinstance(x, Extracted) for x in fast)
+    print(f"\n{corpus} v{bins}: {compared} augmented examples identical from {len(files)} files "
+          f"({arrays} on the array path); fast {t_fast:.2f}s vs note-seq {t_slow:.2f}s")
+    assert arrays >= len(files) // 2 and compared > 1000
