@@ -187,6 +187,8 @@ def test_serve_runs_a_triggered_deployment(tmp_path: Path) -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_API_URL": api,
+        # the flow's INFO lines are asserted below; `make test` exports WARNING for quiet runs
+        "PREFECT_LOGGING_LEVEL": "INFO",
     }
     server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
     procs: list[subprocess.Popen[bytes]] = []
