@@ -210,8 +210,9 @@ class Engine:
             out[k] = table[0][index.clamp(max=table.shape[1] - 1)]
         return out
 
-    def features(self, buf: torch.Tensor, lengths: torch.Tensor,
-                 ucum: torch.Tensor | None = None) -> torch.Tensor:
+    def features(
+        self, buf: torch.Tensor, lengths: torch.Tensor, ucum: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Input row (R, input_size) that predicts the event after each row's history."""
         rows = buf.shape[0]
         if self.window is not None:
@@ -226,8 +227,9 @@ class Engine:
             out[idx] = self.encoding.inputs(buf[idx, :L], cond)[:, -1].float()
         return out
 
-    def decode(self, labels: torch.Tensor, buf: torch.Tensor, lengths: torch.Tensor
-               ) -> torch.Tensor:
+    def decode(
+        self, labels: torch.Tensor, buf: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
         """Stored events that class ``labels`` (R,) mean after each row's history."""
         out = torch.empty_like(labels)
         for L, idx in _by_length(lengths):
@@ -245,18 +247,28 @@ class Engine:
             # Decode every history-dependent class of every row in one batched call.
             classes = torch.tensor(plan.dynamic_classes, dtype=torch.long)
             k = len(classes)
-            ev = self.decode(classes.repeat(rows), buf.repeat_interleave(k, dim=0),
-                             lengths.repeat_interleave(k))
+            ev = self.decode(
+                classes.repeat(rows), buf.repeat_interleave(k, dim=0), lengths.repeat_interleave(k)
+            )
             mask = mask.clone()
             mask[:, classes] = plan.event_allowed(ev).view(rows, k)
         return mask
 
     # ------------------------------------------------------------------ loop
 
-    def run(self, num_outputs: int, *, temperature: float = 1.0, seed: int = 0,
-            beam_size: int = 1, branch_factor: int = 1, steps_per_iteration: int = 1,
-            threads: int | None = 1, on_step: Callable[[int, int], None] | None = None,
-            trace: list[dict[str, torch.Tensor]] | None = None) -> list[Sample]:
+    def run(
+        self,
+        num_outputs: int,
+        *,
+        temperature: float = 1.0,
+        seed: int = 0,
+        beam_size: int = 1,
+        branch_factor: int = 1,
+        steps_per_iteration: int = 1,
+        threads: int | None = 1,
+        on_step: Callable[[int, int], None] | None = None,
+        trace: list[dict[str, torch.Tensor]] | None = None,
+    ) -> list[Sample]:
         """Generate ``num_outputs`` rows (each the best of its own beam when beam searching).
 
         ``threads``: torch intra-op threads while stepping (restored afterwards). One step is a
@@ -270,15 +282,30 @@ class Engine:
             torch.set_num_threads(threads)
         try:
             with torch.inference_mode():
-                return self._run(num_outputs, temperature, seed, beam_size, branch_factor,
-                                 steps_per_iteration, on_step, trace)
+                return self._run(
+                    num_outputs,
+                    temperature,
+                    seed,
+                    beam_size,
+                    branch_factor,
+                    steps_per_iteration,
+                    on_step,
+                    trace,
+                )
         finally:
             torch.set_num_threads(before)
 
-    def _run(self, num_outputs: int, temperature: float, seed: int, beam_size: int,
-             branch_factor: int, steps_per_iteration: int,
-             on_step: Callable[[int, int], None] | None,
-             trace: list[dict[str, torch.Tensor]] | None = None) -> list[Sample]:
+    def _run(
+        self,
+        num_outputs: int,
+        temperature: float,
+        seed: int,
+        beam_size: int,
+        branch_factor: int,
+        steps_per_iteration: int,
+        on_step: Callable[[int, int], None] | None,
+        trace: list[dict[str, torch.Tensor]] | None = None,
+    ) -> list[Sample]:
         plan, model = self.plan, self.model
         beam = beam_size > 1 or branch_factor > 1
         cap = plan.max_events
@@ -346,16 +373,23 @@ class Engine:
             ev = torch.where(is_forced, forced, ev)
             active = ~done & (lengths < cap)
             if trace is not None:
-                trace.append({"logp": logp.clone(), "choice": choice.clone(),
-                              "forced": is_forced.clone(), "active": active.clone()})
+                trace.append(
+                    {
+                        "logp": logp.clone(),
+                        "choice": choice.clone(),
+                        "forced": is_forced.clone(),
+                        "active": active.clone(),
+                    }
+                )
             score += torch.where(active & ~is_forced, lp, torch.zeros_like(lp))
             sampled += (active & ~is_forced).long()
             forced_n += (active & is_forced).long()
             rows_now = torch.nonzero(active).squeeze(1)
             buf[rows_now, lengths[rows_now]] = ev[rows_now]
             lengths += active.long()
-            units += torch.where(active, plan.unit_fn(ev[:, None]).squeeze(1),
-                                 torch.zeros_like(units))
+            units += torch.where(
+                active, plan.unit_fn(ev[:, None]).squeeze(1), torch.zeros_like(units)
+            )
             ucum[rows_now, lengths[rows_now]] = units[rows_now]
             done = done | (units >= plan.target_units)
             step += 1
@@ -375,13 +409,20 @@ class Engine:
             pick = best + torch.arange(num_outputs) * per_output
         else:
             pick = torch.arange(num_outputs)
-        return [Sample(events=buf[i, : int(lengths[i])].numpy().copy(),
-                       log_likelihood=float(score[i]), num_sampled=int(sampled[i]),
-                       num_forced=int(forced_n[i]), reached_length=bool(done[i]))
-                for i in pick.tolist()]
+        return [
+            Sample(
+                events=buf[i, : int(lengths[i])].numpy().copy(),
+                log_likelihood=float(score[i]),
+                num_sampled=int(sampled[i]),
+                num_forced=int(forced_n[i]),
+                reached_length=bool(done[i]),
+            )
+            for i in pick.tolist()
+        ]
 
-    def _forced(self, buf: torch.Tensor, lengths: torch.Tensor, done: torch.Tensor,
-                queues: list[list[int]]) -> torch.Tensor:
+    def _forced(
+        self, buf: torch.Tensor, lengths: torch.Tensor, done: torch.Tensor, queues: list[list[int]]
+    ) -> torch.Tensor:
         """Next forced event per row (-1 where the row samples), refilling each row's queue."""
         out = torch.full((buf.shape[0],), -1, dtype=torch.long)
         inject = self.plan.injector
@@ -441,18 +482,26 @@ class Request:
         if self.threads is not None and self.threads < 0:
             raise GenerateError(f"--threads must be >= 0, got {self.threads}")
         if rows > MAX_BATCH_ROWS:
-            raise GenerateError(f"num_outputs x beam_size x branch_factor = {rows} rows exceeds "
-                                f"{MAX_BATCH_ROWS}")
-        given = [n for n in ("num_steps", "num_bars", "num_seconds") if getattr(self, n) is not None]
+            raise GenerateError(
+                f"num_outputs x beam_size x branch_factor = {rows} rows exceeds {MAX_BATCH_ROWS}"
+            )
+        given = [
+            n for n in ("num_steps", "num_bars", "num_seconds") if getattr(self, n) is not None
+        ]
         if len(given) > 1:
-            raise GenerateError(f"give one of --num_steps, --num_bars, --num_seconds (got "
-                                f"{', '.join('--' + g for g in given)})")
+            raise GenerateError(
+                f"give one of --num_steps, --num_bars, --num_seconds (got "
+                f"{', '.join('--' + g for g in given)})"
+            )
         for name in given:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise GenerateError(f"--{name} must be > 0, got {value}")
-        primers = [n for n in ("primer_melody", "primer_pitches", "primer_midi")
-                   if getattr(self, n) is not None]
+        primers = [
+            n
+            for n in ("primer_melody", "primer_pitches", "primer_midi")
+            if getattr(self, n) is not None
+        ]
         if len(primers) > 1:
             raise GenerateError(f"give one primer flag, not {', '.join('--' + n for n in primers)}")
         if self.qpm is not None and not (math.isfinite(self.qpm) and 1 <= self.qpm <= 1000):
@@ -460,8 +509,11 @@ class Request:
 
     def resolved_qpm(self) -> float:
         """Magenta: a MIDI primer's own tempo wins over --qpm; default 120."""
-        if self.primer_midi is not None and self.primer_midi.tempos and \
-                self.primer_midi.tempos[0].qpm > 0:
+        if (
+            self.primer_midi is not None
+            and self.primer_midi.tempos
+            and self.primer_midi.tempos[0].qpm > 0
+        ):
             return round(float(self.primer_midi.tempos[0].qpm), 6)  # MIDI stores microseconds
         return float(self.qpm or DEFAULT_QPM)
 
@@ -488,8 +540,9 @@ class Request:
         cap = MAX_NUM_STEPS[family]
         unit = "10 ms steps" if family == "performance" else "16th-note steps"
         if n > cap:
-            raise GenerateError(f"requested length {n} {unit} exceeds the cap of {cap} for "
-                                f"{family} models")
+            raise GenerateError(
+                f"requested length {n} {unit} exceeds the cap of {cap} for {family} models"
+            )
         if n < 1:
             raise GenerateError(f"requested length {n} {unit} is < 1")
         return int(n)
@@ -509,8 +562,9 @@ def _quantized(ns: music_pb2.NoteSequence, what: str) -> music_pb2.NoteSequence:
         return sequences_lib.quantize_note_sequence(ns, STEPS_PER_QUARTER)
     except Exception as exc:  # note-seq raises several quantisation errors
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GenerateError(f"{what}: cannot quantise the primer ({type(exc).__name__}: "
-                            f"{first})") from None
+        raise GenerateError(
+            f"{what}: cannot quantise the primer ({type(exc).__name__}: {first})"
+        ) from None
 
 
 def melody_primer_values(req: Request, family: str) -> tuple[list[int], str]:
@@ -518,8 +572,10 @@ def melody_primer_values(req: Request, family: str) -> tuple[list[int], str]:
     from note_seq import melodies_lib
 
     if req.primer_pitches is not None:
-        raise GenerateError(f"--primer_pitches is for polyphony and performance models; a "
-                            f"{family} model takes --primer_melody or --primer_midi")
+        raise GenerateError(
+            f"--primer_pitches is for polyphony and performance models; a "
+            f"{family} model takes --primer_melody or --primer_midi"
+        )
     if req.primer_melody is not None:
         return list(req.primer_melody), "primer_melody"
     if req.primer_midi is not None:
@@ -530,8 +586,13 @@ def melody_primer_values(req: Request, family: str) -> tuple[list[int], str]:
         qns = _quantized(ns, "--primer_midi")
         mel = melodies_lib.Melody()
         try:
-            mel.from_quantized_sequence(qns, search_start_step=0, instrument=0,
-                                        gap_bars=float("inf"), ignore_polyphonic_notes=True)
+            mel.from_quantized_sequence(
+                qns,
+                search_start_step=0,
+                instrument=0,
+                gap_bars=float("inf"),
+                ignore_polyphonic_notes=True,
+            )
         except Exception as exc:
             raise GenerateError(f"--primer_midi: no melody could be extracted ({exc})") from None
         if len(mel) == 0:
@@ -575,45 +636,61 @@ def plan_melody(model: Any, req: Request, family: str) -> Plan:
         if v >= 0 and not lo <= v < hi:
             raise GenerateError(
                 f"{flag}: note {_pitch_name(v)} (MIDI {v}, event {i + 1}) is outside this "
-                f"model's range, {_pitch_name(lo)} to {_pitch_name(hi - 1)}")
+                f"model's range, {_pitch_name(lo)} to {_pitch_name(hi - 1)}"
+            )
     try:
         mfam.melody_events_to_indices(values, lo, hi)  # range check on the user's primer
     except ValueError as exc:
         raise GenerateError(f"{flag}: {exc}") from None
     key_normalised = family == "melody" and enc.event_space == mfam.config_event_space(
-        mfam.MelodyExtractConfig())
+        mfam.MelodyExtractConfig()
+    )
     shift = _key_transposition(values, lo, hi) if key_normalised else 0
     model_values = [v + shift if v >= 0 else v for v in values]
     primer = mfam.melody_events_to_indices(model_values, lo, hi).astype(np.int64)
     qpm = req.resolved_qpm()
 
-    info: dict[str, Any] = {"primer_source": source, "primer_events": values,
-                            "key_transposition": shift}
+    info: dict[str, Any] = {
+        "primer_source": source,
+        "primer_events": values,
+        "key_transposition": shift,
+    }
     static: dict[str, torch.Tensor] = {}
     cols: dict[str, np.ndarray] = {}
     if family == "improv":
         chords = req.backing_chords or DEFAULT_BACKING_CHORDS
         figures, cols = P.parse_backing_chords(chords, req.steps_per_chord)
         grid = len(figures)
-        total = req.step_length("improv", grid) if (req.num_steps or req.num_bars or
-                                                   req.num_seconds) else grid
+        total = (
+            req.step_length("improv", grid)
+            if (req.num_steps or req.num_bars or req.num_seconds)
+            else grid
+        )
         if total > MAX_NUM_STEPS["improv"]:
-            raise GenerateError(f"the chord grid is {total} steps, over the cap of "
-                                f"{MAX_NUM_STEPS['improv']}")
+            raise GenerateError(
+                f"the chord grid is {total} steps, over the cap of {MAX_NUM_STEPS['improv']}"
+            )
         if total != grid:  # repeat (or cut) the progression to the requested length
             reps = np.arange(total) % grid
             cols = {k: v[reps] for k, v in cols.items()}
         static = {k: torch.as_tensor(v.astype(np.int64))[None] for k, v in cols.items()}
-        info.update({"backing_chords": chords.split(), "steps_per_chord": req.steps_per_chord,
-                     "chord_grid_steps": grid})
+        info.update(
+            {
+                "backing_chords": chords.split(),
+                "steps_per_chord": req.steps_per_chord,
+                "chord_grid_steps": grid,
+            }
+        )
     else:
         if req.backing_chords is not None:
             raise GenerateError("--backing_chords needs an improv model")
         total = req.step_length("melody", DEFAULT_NUM_STEPS["melody"])
     if len(primer) >= total:
-        raise GenerateError(f"the primer is {len(primer)} steps but the piece is only {total} "
-                            f"steps; ask for more (--num_steps / --num_bars"
-                            f"{' / a longer --backing_chords' if family == 'improv' else ''})")
+        raise GenerateError(
+            f"the primer is {len(primer)} steps but the piece is only {total} "
+            f"steps; ask for more (--num_steps / --num_bars"
+            f"{' / a longer --backing_chords' if family == 'improv' else ''})"
+        )
 
     pitches = mfam.class_pitches(enc)
     mask = None
@@ -637,8 +714,9 @@ def plan_melody(model: Any, req: Request, family: str) -> Plan:
         if family == "improv":
             from modeling.families import improv as ifam
 
-            ns = ifam.to_note_sequence(events, cols, qpm=qpm, event_space=enc.event_space,
-                                       render_chords=req.render_chords)
+            ns = ifam.to_note_sequence(
+                events, cols, qpm=qpm, event_space=enc.event_space, render_chords=req.render_chords
+            )
         else:
             ns = mfam.to_note_sequence(events, qpm=qpm, event_space=enc.event_space)
         for n in ns.notes:
@@ -647,18 +725,29 @@ def plan_melody(model: Any, req: Request, family: str) -> Plan:
         ns.total_time = max(ns.total_time, len(events) * _seconds_per_step(qpm))
         return ns
 
-    return Plan(family=family, primer=primer, target_units=total,
-                unit_fn=lambda e: torch.ones_like(e), max_events=total, finish=finish,
-                primer_seconds=len(primer) * _seconds_per_step(qpm), info=info,
-                cond=static, class_mask=mask, dynamic_classes=dynamic,
-                event_allowed=allowed_event, fixed_length=True)
+    return Plan(
+        family=family,
+        primer=primer,
+        target_units=total,
+        unit_fn=lambda e: torch.ones_like(e),
+        max_events=total,
+        finish=finish,
+        primer_seconds=len(primer) * _seconds_per_step(qpm),
+        info=info,
+        cond=static,
+        class_mask=mask,
+        dynamic_classes=dynamic,
+        event_allowed=allowed_event,
+        fixed_length=True,
+    )
 
 
 # ----------------------------------------------------------------------------- polyphony
 
 
-def _primer_sequence(req: Request, qpm: float, family: str) -> tuple[music_pb2.NoteSequence | None,
-                                                                       str]:
+def _primer_sequence(
+    req: Request, qpm: float, family: str
+) -> tuple[music_pb2.NoteSequence | None, str]:
     """A polyphony / performance primer as a NoteSequence (family helpers), or None."""
     from modeling.families import polyphony as pfam
 
@@ -691,15 +780,20 @@ def plan_polyphony(model: Any, req: Request) -> Plan:
     sps = _seconds_per_step(qpm)
     primer_ns, source = _primer_sequence(req, qpm, "polyphony")
     try:
-        pp = pfam.prepare_primer(primer_ns, condition_on_primer=req.condition_on_primer,
-                                 inject_primer_during_generation=req.inject_primer_during_generation,
-                                 steps_per_quarter=STEPS_PER_QUARTER)
+        pp = pfam.prepare_primer(
+            primer_ns,
+            condition_on_primer=req.condition_on_primer,
+            inject_primer_during_generation=req.inject_primer_during_generation,
+            steps_per_quarter=STEPS_PER_QUARTER,
+        )
     except ValueError as exc:
         raise GenerateError(f"primer: {exc}") from None
     total = req.step_length("polyphony", DEFAULT_NUM_STEPS["polyphony"])
     if pp.primer_steps >= total:
-        raise GenerateError(f"the primer is {pp.primer_steps} steps but the piece is only {total} "
-                            "steps; ask for more (--num_steps / --num_bars)")
+        raise GenerateError(
+            f"the primer is {pp.primer_steps} steps but the piece is only {total} "
+            "steps; ask for more (--num_steps / --num_bars)"
+        )
     conditioned = req.condition_on_primer and primer_ns is not None
     target = total if conditioned else total - pp.primer_steps
     primer = np.asarray(pp.events, np.int64)
@@ -731,14 +825,24 @@ def plan_polyphony(model: Any, req: Request) -> Plan:
         ns.total_time = total * sps
         return ns
 
-    info = {"primer_source": source, "primer_steps": pp.primer_steps,
-            "condition_on_primer": conditioned,
-            "inject_primer_during_generation": bool(pp.inject_steps)}
-    return Plan(family="polyphony", primer=primer, target_units=target,
-                unit_fn=lambda e: (e == pfam.STEP_END).long(), max_events=max_events,
-                finish=finish, primer_seconds=pp.primer_steps * sps if primer_ns else 0.0,
-                info=info, class_mask=ok,
-                injector=pp.to_inject if pp.inject_steps else None)
+    info = {
+        "primer_source": source,
+        "primer_steps": pp.primer_steps,
+        "condition_on_primer": conditioned,
+        "inject_primer_during_generation": bool(pp.inject_steps),
+    }
+    return Plan(
+        family="polyphony",
+        primer=primer,
+        target_units=target,
+        unit_fn=lambda e: (e == pfam.STEP_END).long(),
+        max_events=max_events,
+        finish=finish,
+        primer_seconds=pp.primer_steps * sps if primer_ns else 0.0,
+        info=info,
+        class_mask=ok,
+        injector=pp.to_inject if pp.inject_steps else None,
+    )
 
 
 # ----------------------------------------------------------------------------- performance
@@ -753,11 +857,15 @@ def plan_performance(model: Any, req: Request) -> Plan:
     nvb = int(enc.event_space.rsplit("v", 1)[1])
     controlled = isinstance(enc, pf.ControlledPerformance)
     if req.notes_per_second is not None and not (controlled and enc.density):
-        raise GenerateError(f"--notes_per_second needs a density-conditioned performance model; "
-                            f"{model.variant} is not")
+        raise GenerateError(
+            f"--notes_per_second needs a density-conditioned performance model; "
+            f"{model.variant} is not"
+        )
     if req.pitch_class_histogram is not None and not (controlled and enc.histogram):
-        raise GenerateError(f"--pitch_class_histogram needs a pitch-conditioned performance "
-                            f"model; {model.variant} is not")
+        raise GenerateError(
+            f"--pitch_class_histogram needs a pitch-conditioned performance "
+            f"model; {model.variant} is not"
+        )
     qpm = req.resolved_qpm()
     total = req.step_length("performance", DEFAULT_NUM_STEPS["performance"])
     primer_ns, source = _primer_sequence(req, qpm, "performance")
@@ -771,14 +879,18 @@ def plan_performance(model: Any, req: Request) -> Plan:
         primer = np.array([pf.TIME_SHIFT + silence - 1], np.int64)
     primer_clock = int(pf.shift_steps(torch.as_tensor(primer)[None]).sum())
     if primer_clock >= total and primer_ns is not None:
-        raise GenerateError(f"the primer lasts {primer_clock / 100:.2f} s but the piece only "
-                            f"{total / 100:.2f} s; ask for more (--num_steps / --num_seconds)")
+        raise GenerateError(
+            f"the primer lasts {primer_clock / 100:.2f} s but the piece only "
+            f"{total / 100:.2f} s; ask for more (--num_steps / --num_seconds)"
+        )
 
     table: dict[str, torch.Tensor] = {}
     controls: dict[str, Any] = {}
     if controlled:
-        kwargs = {"notes_per_second": req.notes_per_second,
-                  "pitch_class_histogram": req.pitch_class_histogram}
+        kwargs = {
+            "notes_per_second": req.notes_per_second,
+            "pitch_class_histogram": req.pitch_class_histogram,
+        }
         # The family's control rule depends on the clock only, so evaluate it once on a clock
         # ramp (one 10 ms shift per event): entry c is the control after c clock steps.
         ramp = torch.full((1, total), pf.TIME_SHIFT, dtype=torch.long)
@@ -791,8 +903,11 @@ def plan_performance(model: Any, req: Request) -> Plan:
             controls["notes_per_second"] = float(pf.DEFAULT_NOTE_DENSITY)
         if req.pitch_class_histogram is None and enc.histogram:
             controls["pitch_class_histogram"] = list(pf.DEFAULT_PITCH_HISTOGRAM)
-    mask = pf.scale_mask(req.scale.pitch_classes, num_velocity_bins=nvb) \
-        if req.scale is not None else None
+    mask = (
+        pf.scale_mask(req.scale.pitch_classes, num_velocity_bins=nvb)
+        if req.scale is not None
+        else None
+    )
     max_events = len(primer) + EVENTS_PER_UNIT_CAP["performance"] * (total - primer_clock) + 256
 
     def finish(events: np.ndarray, reached: bool) -> music_pb2.NoteSequence:
@@ -815,13 +930,26 @@ def plan_performance(model: Any, req: Request) -> Plan:
         ns.total_time = max(ns.total_time, total / pf.STEPS_PER_SECOND)
         return ns
 
-    info = {"primer_source": source if primer_ns is not None else "default (1 s of silence)",
-            "primer_events": len(primer), "num_velocity_bins": nvb,
-            "total_clock_steps": total, "controls": controls}
-    return Plan(family="performance", primer=primer, target_units=total,
-                unit_fn=pf.shift_steps, max_events=max_events, finish=finish,
-                primer_seconds=primer_clock / pf.STEPS_PER_SECOND if primer_ns else 0.0,
-                info=info, cond=table, cond_by="units", class_mask=mask)
+    info = {
+        "primer_source": source if primer_ns is not None else "default (1 s of silence)",
+        "primer_events": len(primer),
+        "num_velocity_bins": nvb,
+        "total_clock_steps": total,
+        "controls": controls,
+    }
+    return Plan(
+        family="performance",
+        primer=primer,
+        target_units=total,
+        unit_fn=pf.shift_steps,
+        max_events=max_events,
+        finish=finish,
+        primer_seconds=primer_clock / pf.STEPS_PER_SECOND if primer_ns else 0.0,
+        info=info,
+        cond=table,
+        cond_by="units",
+        class_mask=mask,
+    )
 
 
 def build_plan(model: Any, req: Request) -> Plan:
@@ -829,8 +957,10 @@ def build_plan(model: Any, req: Request) -> Plan:
     family = model.family
     controls = req.notes_per_second is not None or req.pitch_class_histogram is not None
     if controls and family != "performance":
-        raise GenerateError("--notes_per_second / --pitch_class_histogram / --controls need a "
-                            "conditioned performance model")
+        raise GenerateError(
+            "--notes_per_second / --pitch_class_histogram / --controls need a "
+            "conditioned performance model"
+        )
     if req.render_chords and family != "improv":
         raise GenerateError("--render_chords needs an improv model")
     if family in ("melody", "improv"):
@@ -842,16 +972,23 @@ def build_plan(model: Any, req: Request) -> Plan:
     raise GenerateError(f"no generation plan for family {family!r}")
 
 
-def generate(model: Any, req: Request, on_step: Callable[[int, int], None] | None = None
-             ) -> tuple[Plan, list[Sample], list[music_pb2.NoteSequence]]:
+def generate(
+    model: Any, req: Request, on_step: Callable[[int, int], None] | None = None
+) -> tuple[Plan, list[Sample], list[music_pb2.NoteSequence]]:
     """Run one request: the plan, the raw samples and their NoteSequences (no files written)."""
     req.check()
     plan = build_plan(model, req)
     engine = Engine(model, plan)
-    samples = engine.run(req.num_outputs, temperature=req.temperature, seed=req.seed,
-                         beam_size=req.beam_size, branch_factor=req.branch_factor,
-                         steps_per_iteration=req.steps_per_iteration, threads=req.threads,
-                         on_step=on_step)
+    samples = engine.run(
+        req.num_outputs,
+        temperature=req.temperature,
+        seed=req.seed,
+        beam_size=req.beam_size,
+        branch_factor=req.branch_factor,
+        steps_per_iteration=req.steps_per_iteration,
+        threads=req.threads,
+        on_step=on_step,
+    )
     return plan, samples, [plan.finish(s.events, s.reached_length) for s in samples]
 
 
@@ -865,8 +1002,9 @@ def _registered_names() -> list[str]:
     return sorted(m.name for m in c.search_registered_models())
 
 
-def load_model(model_uri: str | None, checkpoint: str | None, config: str | None
-               ) -> tuple[Any, dict[str, Any]]:
+def load_model(
+    model_uri: str | None, checkpoint: str | None, config: str | None
+) -> tuple[Any, dict[str, Any]]:
     """(EventRNN in eval mode, metadata) from the registry or a checkpoint; one-line errors."""
     from modeling import registry
     from modeling.checkpoint import CheckpointError
@@ -876,12 +1014,16 @@ def load_model(model_uri: str | None, checkpoint: str | None, config: str | None
     uri = model_uri or checkpoint
     if uri is None:
         if not config:
-            raise GenerateError("give --model models:/<name>@<alias>, --checkpoint PATH or "
-                                "--config NAME (= models:/NAME@champion)")
+            raise GenerateError(
+                "give --model models:/<name>@<alias>, --checkpoint PATH or "
+                "--config NAME (= models:/NAME@champion)"
+            )
         uri = f"models:/{config}@champion"
     if checkpoint is None and not uri.startswith(("models:/", "runs:/")):
-        raise GenerateError(f"--model {uri}: expected models:/<name>@<alias> or "
-                            "models:/<name>/<version>; use --checkpoint for a file")
+        raise GenerateError(
+            f"--model {uri}: expected models:/<name>@<alias> or "
+            "models:/<name>/<version>; use --checkpoint for a file"
+        )
     if uri.startswith("models:/"):
         name = uri.removeprefix("models:/").split("@", 1)[0].split("/", 1)[0]
         try:
@@ -893,8 +1035,10 @@ def load_model(model_uri: str | None, checkpoint: str | None, config: str | None
             raise GenerateError(f"registry at {registry.tracking_uri()}: {first}") from None
         if name not in names:
             listed = ", ".join(names) if names else "none"
-            raise GenerateError(f"model {name!r} is not in the registry at "
-                                f"{registry.tracking_uri()}; registered: {listed}")
+            raise GenerateError(
+                f"model {name!r} is not in the registry at "
+                f"{registry.tracking_uri()}; registered: {listed}"
+            )
     elif checkpoint is not None and not Path(checkpoint).exists():
         raise GenerateError(f"--checkpoint {checkpoint}: no such file or directory")
     try:
@@ -920,9 +1064,11 @@ def apply_hparams(model: Any, text: str | None) -> dict[str, Any]:
     for key in ("rnn_layer_sizes", "attn_length"):
         want, have = getattr(hp, key), getattr(model.hparams, key)
         if want != have:
-            raise GenerateError(f"--hparams {key}={list(want) if isinstance(want, tuple) else want}"
-                                f" differs from the checkpoint's "
-                                f"{list(have) if isinstance(have, tuple) else have}")
+            raise GenerateError(
+                f"--hparams {key}={list(want) if isinstance(want, tuple) else want}"
+                f" differs from the checkpoint's "
+                f"{list(have) if isinstance(have, tuple) else have}"
+            )
     return hparams_to_dict(hp)
 
 
@@ -950,9 +1096,16 @@ def _json_safe(obj: Any) -> Any:
     return str(obj)
 
 
-def write_outputs(output_dir: Path, stems: Sequence[str], notes: Sequence[music_pb2.NoteSequence],
-                  records: Sequence[dict[str, Any]], *, primer_seconds: float, audio: str,
-                  overwrite: bool) -> list[dict[str, str]]:
+def write_outputs(
+    output_dir: Path,
+    stems: Sequence[str],
+    notes: Sequence[music_pb2.NoteSequence],
+    records: Sequence[dict[str, Any]],
+    *,
+    primer_seconds: float,
+    audio: str,
+    overwrite: bool,
+) -> list[dict[str, str]]:
     """Render every sample into a temporary directory, then move all files into place.
 
     MIDI and piano rolls are drawn one after the other (pyplot is not thread-safe); audio is
@@ -977,21 +1130,28 @@ def write_outputs(output_dir: Path, stems: Sequence[str], notes: Sequence[music_
         if audio == "wav":
             workers = max(1, min(4, os.cpu_count() or 1, len(stems)))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                renderers = list(pool.map(lambda a: render.render_audio(a[1], tmp / f"{a[0]}.wav"),
-                                          zip(stems, notes, strict=True)))
+                renderers = list(
+                    pool.map(
+                        lambda a: render.render_audio(a[1], tmp / f"{a[0]}.wav"),
+                        zip(stems, notes, strict=True),
+                    )
+                )
         files = []
         for stem, rec, renderer in zip(stems, records, renderers, strict=True):
-            final = {"midi": str(output_dir / f"{stem}.mid"),
-                     "piano_roll": str(output_dir / f"{stem}.png")}
+            final = {
+                "midi": str(output_dir / f"{stem}.mid"),
+                "piano_roll": str(output_dir / f"{stem}.png"),
+            }
             if renderer is not None:
-                final.update({"audio": str(output_dir / f"{stem}.wav"),
-                              "audio_renderer": renderer})
+                final.update({"audio": str(output_dir / f"{stem}.wav"), "audio_renderer": renderer})
             (tmp / f"{stem}.json").write_text(
-                json.dumps(_json_safe({**rec, "files": final}), indent=2) + "\n")
+                json.dumps(_json_safe({**rec, "files": final}), indent=2) + "\n"
+            )
             files.append({**final, "json": str(output_dir / f"{stem}.json")})
         if not overwrite:  # re-check: something may have appeared meanwhile
-            clash = [output_dir / (s + e) for s in stems for e in exts
-                     if (output_dir / (s + e)).exists()]
+            clash = [
+                output_dir / (s + e) for s in stems for e in exts if (output_dir / (s + e)).exists()
+            ]
             if clash:
                 raise GenerateError(f"{clash[0]} exists; use --overwrite or another --output_dir")
         for stem in stems:
@@ -1024,103 +1184,196 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Generate music from a trained motif model (Magenta's *_rnn_generate flags).",
         epilog="examples:\n"
-               "  python -m modeling.generate --config attention_rnn --output_dir out "
-               "--num_outputs 10 --num_steps 128 \\\n"
-               "      --primer_melody \"[60, -2, 60, -2, 67, -2, 67, -2]\" --key \"C major\"\n"
-               "  python -m modeling.generate --model models:/chord_pitches_improv@champion "
-               "--output_dir out \\\n"
-               "      --backing_chords \"C G Am F C G F C\" --render_chords\n"
-               "  python -m modeling.generate --model models:/polyphony@champion --output_dir out "
-               "\\\n      --primer_pitches \"[67,64,60]\" --condition_on_primer=true "
-               "--inject_primer_during_generation=false\n"
-               "  python -m modeling.generate --config multiconditioned_performance_with_dynamics "
-               "--output_dir out \\\n"
-               "      --controls \"2,0,1,1,0,1,0,1,1,0,0,1;4\" --num_seconds 20\n")
+        "  python -m modeling.generate --config attention_rnn --output_dir out "
+        "--num_outputs 10 --num_steps 128 \\\n"
+        '      --primer_melody "[60, -2, 60, -2, 67, -2, 67, -2]" --key "C major"\n'
+        "  python -m modeling.generate --model models:/chord_pitches_improv@champion "
+        "--output_dir out \\\n"
+        '      --backing_chords "C G Am F C G F C" --render_chords\n'
+        "  python -m modeling.generate --model models:/polyphony@champion --output_dir out "
+        '\\\n      --primer_pitches "[67,64,60]" --condition_on_primer=true '
+        "--inject_primer_during_generation=false\n"
+        "  python -m modeling.generate --config multiconditioned_performance_with_dynamics "
+        "--output_dir out \\\n"
+        '      --controls "2,0,1,1,0,1,0,1,1,0,0,1;4" --num_seconds 20\n',
+    )
     g = p.add_argument_group("model")
-    g.add_argument("--model", metavar="URI",
-                   help="registered model, e.g. models:/attention_rnn@champion or "
-                        "models:/attention_rnn/3 (MLflow at $MLFLOW_TRACKING_URI)")
-    g.add_argument("--checkpoint", metavar="PATH",
-                   help="checkpoint file or training output dir, e.g. runs/x/checkpoints/best.pt")
-    g.add_argument("--config", metavar="VARIANT",
-                   help="variant name, e.g. attention_rnn; alone it means "
-                        "models:/<VARIANT>@champion, with --model/--checkpoint it must match")
-    g.add_argument("--hparams", default="",
-                   help="Magenta-style overrides, e.g. \"rnn_layer_sizes=[128,128]\"; "
-                        "architecture keys must match the model, training keys are ignored")
+    g.add_argument(
+        "--model",
+        metavar="URI",
+        help="registered model, e.g. models:/attention_rnn@champion or "
+        "models:/attention_rnn/3 (MLflow at $MLFLOW_TRACKING_URI)",
+    )
+    g.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="checkpoint file or training output dir, e.g. runs/x/checkpoints/best.pt",
+    )
+    g.add_argument(
+        "--config",
+        metavar="VARIANT",
+        help="variant name, e.g. attention_rnn; alone it means "
+        "models:/<VARIANT>@champion, with --model/--checkpoint it must match",
+    )
+    g.add_argument(
+        "--hparams",
+        default="",
+        help='Magenta-style overrides, e.g. "rnn_layer_sizes=[128,128]"; '
+        "architecture keys must match the model, training keys are ignored",
+    )
     g = p.add_argument_group("output")
-    g.add_argument("--output_dir", required=True, metavar="DIR",
-                   help="where <variant>_<seed>_<index>.mid/.png/.wav/.json go, e.g. out/")
+    g.add_argument(
+        "--output_dir",
+        required=True,
+        metavar="DIR",
+        help="where <variant>_<seed>_<index>.mid/.png/.wav/.json go, e.g. out/",
+    )
     g.add_argument("--num_outputs", type=int, default=10, help="samples to generate (default 10)")
-    g.add_argument("--seed", type=int, default=None,
-                   help="random seed, e.g. 7; the same seed and flags give the same bytes "
-                        "(default: a random seed, recorded in the names and JSON)")
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed, e.g. 7; the same seed and flags give the same bytes "
+        "(default: a random seed, recorded in the names and JSON)",
+    )
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    g.add_argument("--audio", choices=AUDIO_FORMATS, default="wav",
-                   help="wav (FluidSynth + GM soundfont, else a plain synthesiser) or none")
+    g.add_argument(
+        "--audio",
+        choices=AUDIO_FORMATS,
+        default="wav",
+        help="wav (FluidSynth + GM soundfont, else a plain synthesiser) or none",
+    )
     g = p.add_argument_group("length")
-    g.add_argument("--num_steps", type=int, default=None,
-                   help="total length incl. primer in 16th-note steps (melody/polyphony, default "
-                        "128; improv: the chord grid) or 10 ms steps (performance, default "
-                        "3000), e.g. 256")
-    g.add_argument("--num_bars", type=float, default=None,
-                   help="total length in 4/4 bars instead, e.g. 8")
-    g.add_argument("--num_seconds", type=float, default=None,
-                   help="total length in seconds instead, e.g. 30")
-    g.add_argument("--qpm", type=float, default=None,
-                   help="tempo in quarters per minute, e.g. 100 (default 120; a MIDI primer's "
-                        "tempo wins, as in Magenta)")
+    g.add_argument(
+        "--num_steps",
+        type=int,
+        default=None,
+        help="total length incl. primer in 16th-note steps (melody/polyphony, default "
+        "128; improv: the chord grid) or 10 ms steps (performance, default "
+        "3000), e.g. 256",
+    )
+    g.add_argument(
+        "--num_bars", type=float, default=None, help="total length in 4/4 bars instead, e.g. 8"
+    )
+    g.add_argument(
+        "--num_seconds", type=float, default=None, help="total length in seconds instead, e.g. 30"
+    )
+    g.add_argument(
+        "--qpm",
+        type=float,
+        default=None,
+        help="tempo in quarters per minute, e.g. 100 (default 120; a MIDI primer's "
+        "tempo wins, as in Magenta)",
+    )
     g = p.add_argument_group("primer")
-    g.add_argument("--primer_melody", default=None,
-                   help="Magenta melody events, e.g. \"[60, -2, 60, -2, 67, -2, 67, -2]\" "
-                        "(-2 hold, -1 note off); default for melodies: one middle C")
-    g.add_argument("--primer_pitches", default=None,
-                   help="a chord held for a quarter note (polyphony/performance), e.g. "
-                        "\"[67,64,60]\"")
-    g.add_argument("--primer_midi", default=None, metavar="FILE",
-                   help="a MIDI file to continue, e.g. primer.mid")
-    g.add_argument("--condition_on_primer", type=_bool, nargs="?", const=True, default=False,
-                   metavar="BOOL",
-                   help="polyphony: feed the primer to the model before generating, e.g. "
-                        "--condition_on_primer=true (default false)")
-    g.add_argument("--inject_primer_during_generation", type=_bool, nargs="?", const=True,
-                   default=True, metavar="BOOL",
-                   help="polyphony: play the primer's notes at their steps while generating (to "
-                        "harmonise a melody), e.g. --inject_primer_during_generation=false "
-                        "(default true)")
+    g.add_argument(
+        "--primer_melody",
+        default=None,
+        help='Magenta melody events, e.g. "[60, -2, 60, -2, 67, -2, 67, -2]" '
+        "(-2 hold, -1 note off); default for melodies: one middle C",
+    )
+    g.add_argument(
+        "--primer_pitches",
+        default=None,
+        help='a chord held for a quarter note (polyphony/performance), e.g. "[67,64,60]"',
+    )
+    g.add_argument(
+        "--primer_midi",
+        default=None,
+        metavar="FILE",
+        help="a MIDI file to continue, e.g. primer.mid",
+    )
+    g.add_argument(
+        "--condition_on_primer",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="polyphony: feed the primer to the model before generating, e.g. "
+        "--condition_on_primer=true (default false)",
+    )
+    g.add_argument(
+        "--inject_primer_during_generation",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help="polyphony: play the primer's notes at their steps while generating (to "
+        "harmonise a melody), e.g. --inject_primer_during_generation=false "
+        "(default true)",
+    )
     g = p.add_argument_group("improv")
-    g.add_argument("--backing_chords", default=None,
-                   help="chord symbols in note-seq's grammar, e.g. \"C G Am F C7#9 Bbmaj7/D "
-                        "N.C.\" (default \"C G Am F C G F C\")")
-    g.add_argument("--steps_per_chord", type=int, default=16,
-                   help="16th-note steps per chord, e.g. 8 (default 16 = one bar)")
-    g.add_argument("--render_chords", type=_bool, nargs="?", const=True, default=False,
-                   metavar="BOOL",
-                   help="also play the chords in the MIDI as a second instrument")
+    g.add_argument(
+        "--backing_chords",
+        default=None,
+        help="chord symbols in note-seq's grammar, e.g. \"C G Am F C7#9 Bbmaj7/D "
+        'N.C." (default "C G Am F C G F C")',
+    )
+    g.add_argument(
+        "--steps_per_chord",
+        type=int,
+        default=16,
+        help="16th-note steps per chord, e.g. 8 (default 16 = one bar)",
+    )
+    g.add_argument(
+        "--render_chords",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="also play the chords in the MIDI as a second instrument",
+    )
     g = p.add_argument_group("performance controls")
-    g.add_argument("--notes_per_second", default=None,
-                   help="note density, e.g. 4, or a list spread over the piece, e.g. \"[2, 8]\"")
-    g.add_argument("--pitch_class_histogram", default=None,
-                   help="12 weights C..B, e.g. \"[2, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1]\", or a "
-                        "list of such lists spread over the piece")
-    g.add_argument("--controls", default=None,
-                   help="histogram;density in one string, e.g. \"2,0,1,1,0,1,0,1,1,0,0,1;4\"")
+    g.add_argument(
+        "--notes_per_second",
+        default=None,
+        help='note density, e.g. 4, or a list spread over the piece, e.g. "[2, 8]"',
+    )
+    g.add_argument(
+        "--pitch_class_histogram",
+        default=None,
+        help='12 weights C..B, e.g. "[2, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1]", or a '
+        "list of such lists spread over the piece",
+    )
+    g.add_argument(
+        "--controls",
+        default=None,
+        help='histogram;density in one string, e.g. "2,0,1,1,0,1,0,1,1,0,0,1;4"',
+    )
     g = p.add_argument_group("sampling")
-    g.add_argument("--temperature", type=float, default=1.0,
-                   help="softmax temperature, e.g. 0.9 (< 1 tamer, > 1 wilder; default 1.0)")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="softmax temperature, e.g. 0.9 (< 1 tamer, > 1 wilder; default 1.0)",
+    )
     g.add_argument("--beam_size", type=int, default=1, help="beam search width, e.g. 4")
-    g.add_argument("--branch_factor", type=int, default=1,
-                   help="branches per beam entry, e.g. 2")
-    g.add_argument("--steps_per_iteration", type=int, default=1,
-                   help="events sampled between beam prunings, e.g. 1")
-    g.add_argument("--key", default=None,
-                   help="keep every note in a key, e.g. \"D minor\", \"F# dorian\", \"Bb\"")
-    g.add_argument("--scale", default=None,
-                   help="scale on --key's tonic (e.g. blues, minor_pentatonic, dorian) or explicit "
-                        "pitch classes, e.g. \"C D Eb G A\"")
-    g.add_argument("--threads", type=int, default=1,
-                   help="torch threads while generating (default 1: one step is too small to "
-                        "split; 0 keeps torch's default)")
+    g.add_argument("--branch_factor", type=int, default=1, help="branches per beam entry, e.g. 2")
+    g.add_argument(
+        "--steps_per_iteration",
+        type=int,
+        default=1,
+        help="events sampled between beam prunings, e.g. 1",
+    )
+    g.add_argument(
+        "--key", default=None, help='keep every note in a key, e.g. "D minor", "F# dorian", "Bb"'
+    )
+    g.add_argument(
+        "--scale",
+        default=None,
+        help="scale on --key's tonic (e.g. blues, minor_pentatonic, dorian) or explicit "
+        'pitch classes, e.g. "C D Eb G A"',
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads while generating (default 1: one step is too small to "
+        "split; 0 keeps torch's default)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return p
 
@@ -1128,16 +1381,23 @@ def build_parser() -> argparse.ArgumentParser:
 def request_from_args(args: argparse.Namespace) -> Request:
     """Parse every flag value (no model needed); :class:`RequestError` on bad input."""
     req = Request(
-        num_outputs=args.num_outputs, num_steps=args.num_steps, num_bars=args.num_bars,
+        num_outputs=args.num_outputs,
+        num_steps=args.num_steps,
+        num_bars=args.num_bars,
         num_seconds=args.num_seconds,
         condition_on_primer=args.condition_on_primer,
         inject_primer_during_generation=args.inject_primer_during_generation,
-        backing_chords=args.backing_chords, steps_per_chord=args.steps_per_chord,
-        render_chords=args.render_chords, temperature=args.temperature,
-        beam_size=args.beam_size, branch_factor=args.branch_factor,
-        steps_per_iteration=args.steps_per_iteration, qpm=args.qpm,
+        backing_chords=args.backing_chords,
+        steps_per_chord=args.steps_per_chord,
+        render_chords=args.render_chords,
+        temperature=args.temperature,
+        beam_size=args.beam_size,
+        branch_factor=args.branch_factor,
+        steps_per_iteration=args.steps_per_iteration,
+        qpm=args.qpm,
         threads=args.threads or None,
-        seed=args.seed if args.seed is not None else secrets.randbelow(2**31))
+        seed=args.seed if args.seed is not None else secrets.randbelow(2**31),
+    )
     if req.seed < 0:
         raise RequestError(f"--seed must be >= 0, got {req.seed}")
     if args.primer_melody is not None:
@@ -1176,12 +1436,20 @@ def request_from_args(args: argparse.Namespace) -> Request:
 def _model_record(model: Any, meta: dict[str, Any]) -> dict[str, Any]:
     cfg = meta.get("config", {})
     return {
-        "uri": meta.get("uri"), "name": meta.get("name"), "version": meta.get("version"),
-        "aliases": meta.get("aliases"), "run_id": meta.get("run_id"), "path": meta.get("path"),
-        "variant": model.variant, "family": model.family,
-        "event_space": model.encoding.event_space, "training_step": meta.get("step"),
-        "data_version": meta.get("data_version"), "example_set": cfg.get("example_set"),
-        "hparams": cfg.get("hparams"), "attention": cfg.get("attention"),
+        "uri": meta.get("uri"),
+        "name": meta.get("name"),
+        "version": meta.get("version"),
+        "aliases": meta.get("aliases"),
+        "run_id": meta.get("run_id"),
+        "path": meta.get("path"),
+        "variant": model.variant,
+        "family": model.family,
+        "event_space": model.encoding.event_space,
+        "training_step": meta.get("step"),
+        "data_version": meta.get("data_version"),
+        "example_set": cfg.get("example_set"),
+        "hparams": cfg.get("hparams"),
+        "attention": cfg.get("attention"),
         "eval_metrics": meta.get("metrics"),
     }
 
@@ -1198,47 +1466,78 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stems = [output_stem(model.variant, req.seed, i + 1) for i in range(req.num_outputs)]
     exts = [".mid", ".png", ".json"] + ([".wav"] if args.audio == "wav" else [])
     if not args.overwrite:
-        clash = [output_dir / (s + e) for s in stems for e in exts
-                 if (output_dir / (s + e)).exists()]
+        clash = [
+            output_dir / (s + e) for s in stems for e in exts if (output_dir / (s + e)).exists()
+        ]
         if clash:
-            raise RequestError(f"{clash[0]} exists ({len(clash)} output file(s) would be "
-                               "overwritten); use --overwrite or another --output_dir")
+            raise RequestError(
+                f"{clash[0]} exists ({len(clash)} output file(s) would be "
+                "overwritten); use --overwrite or another --output_dir"
+            )
     loaded = time.perf_counter()
 
     progress = None
     if not args.quiet:
+
         def progress(step: int, finished: int) -> None:
             if step % 256 == 0:
-                print(f"generate: {step} events, {finished} rows done", file=sys.stderr,
-                      flush=True)
+                print(f"generate: {step} events, {finished} rows done", file=sys.stderr, flush=True)
+
     plan, samples, notes = generate(model, req, on_step=progress)
     gen_seconds = time.perf_counter() - loaded
     flags = {k: v for k, v in vars(args).items() if k != "quiet"}
     flags["seed"] = req.seed
     records = []
     for i, (s, ns) in enumerate(zip(samples, notes, strict=True)):
-        records.append({
-            "variant": model.variant, "family": model.family, "seed": req.seed,
-            "sample_index": i + 1, "num_outputs": req.num_outputs,
-            "model": _model_record(model, meta), "flags": flags, "hparams_override": hp,
-            "log_likelihood": s.log_likelihood, "num_events": len(s.events),
-            "num_sampled_events": s.num_sampled, "num_forced_events": s.num_forced,
-            "reached_length": s.reached_length, "events": s.events.tolist(),
-            "plan": plan.info, "scale": req.scale.describe() if req.scale else None,
-            "qpm": req.resolved_qpm() if model.family != "performance" else None,
-            "temperature": req.temperature,
-            "beam": {"beam_size": req.beam_size, "branch_factor": req.branch_factor,
-                     "steps_per_iteration": req.steps_per_iteration},
-            "total_time": ns.total_time, "num_notes": len(ns.notes),
-            "generation_seconds": round(gen_seconds, 4),
-        })
-    files = write_outputs(output_dir, stems, notes, records, primer_seconds=plan.primer_seconds,
-                          audio=args.audio, overwrite=args.overwrite)
-    return {"outputs": files, "variant": model.variant, "seed": req.seed,
-            "num_outputs": req.num_outputs, "load_seconds": round(loaded - started, 3),
-            "generation_seconds": round(gen_seconds, 3),
-            "total_seconds": round(time.perf_counter() - started, 3),
-            "log_likelihoods": [s.log_likelihood for s in samples]}
+        records.append(
+            {
+                "variant": model.variant,
+                "family": model.family,
+                "seed": req.seed,
+                "sample_index": i + 1,
+                "num_outputs": req.num_outputs,
+                "model": _model_record(model, meta),
+                "flags": flags,
+                "hparams_override": hp,
+                "log_likelihood": s.log_likelihood,
+                "num_events": len(s.events),
+                "num_sampled_events": s.num_sampled,
+                "num_forced_events": s.num_forced,
+                "reached_length": s.reached_length,
+                "events": s.events.tolist(),
+                "plan": plan.info,
+                "scale": req.scale.describe() if req.scale else None,
+                "qpm": req.resolved_qpm() if model.family != "performance" else None,
+                "temperature": req.temperature,
+                "beam": {
+                    "beam_size": req.beam_size,
+                    "branch_factor": req.branch_factor,
+                    "steps_per_iteration": req.steps_per_iteration,
+                },
+                "total_time": ns.total_time,
+                "num_notes": len(ns.notes),
+                "generation_seconds": round(gen_seconds, 4),
+            }
+        )
+    files = write_outputs(
+        output_dir,
+        stems,
+        notes,
+        records,
+        primer_seconds=plan.primer_seconds,
+        audio=args.audio,
+        overwrite=args.overwrite,
+    )
+    return {
+        "outputs": files,
+        "variant": model.variant,
+        "seed": req.seed,
+        "num_outputs": req.num_outputs,
+        "load_seconds": round(loaded - started, 3),
+        "generation_seconds": round(gen_seconds, 3),
+        "total_seconds": round(time.perf_counter() - started, 3),
+        "log_likelihoods": [s.log_likelihood for s in samples],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,8 +51,9 @@ def parse_int_list(text: str, flag: str, example: str) -> list[int]:
     if _is_int(value):
         value = [value]
     if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
-        raise RequestError(f"{flag}: expected a non-empty list of integers such as {example}, "
-                           f"got {text!r}")
+        raise RequestError(
+            f"{flag}: expected a non-empty list of integers such as {example}, got {text!r}"
+        )
     return [int(v) for v in value]
 
 
@@ -61,8 +62,10 @@ def parse_primer_melody(text: str) -> list[int]:
     events = parse_int_list(text, "--primer_melody", "[60, -2, 60, -2, 67, -2, 67, -2]")
     for i, v in enumerate(events):
         if not -2 <= v <= 127:
-            raise RequestError(f"--primer_melody: event {v} at position {i} is not -2 (no event), "
-                               "-1 (note off) or a MIDI pitch 0..127")
+            raise RequestError(
+                f"--primer_melody: event {v} at position {i} is not -2 (no event), "
+                "-1 (note off) or a MIDI pitch 0..127"
+            )
     return events
 
 
@@ -71,8 +74,9 @@ def parse_primer_pitches(text: str) -> list[int]:
     pitches = parse_int_list(text, "--primer_pitches", "[67, 64, 60]")
     for i, p in enumerate(pitches):
         if not 0 <= p <= 127:
-            raise RequestError(f"--primer_pitches: pitch {p} at position {i} is not a MIDI pitch "
-                               "0..127")
+            raise RequestError(
+                f"--primer_pitches: pitch {p} at position {i} is not a MIDI pitch 0..127"
+            )
     return pitches
 
 
@@ -96,8 +100,9 @@ def parse_density(text: str) -> float | list[float]:
     value = _literal(text, "--notes_per_second", "4 or [2, 8]")
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     if not values or not all(_is_number(v) for v in values):
-        raise RequestError(f"--notes_per_second: expected a number or a list of numbers, got "
-                           f"{text!r}")
+        raise RequestError(
+            f"--notes_per_second: expected a number or a list of numbers, got {text!r}"
+        )
     for i, v in enumerate(values):
         if v < 0:
             raise RequestError(f"--notes_per_second: density {v} at position {i} is negative")
@@ -109,19 +114,24 @@ def _histogram_row(row: Any, flag: str, where: str) -> list[float]:
     if not isinstance(row, (list, tuple)) or not all(_is_number(v) for v in row):
         raise RequestError(f"{flag}: {where} must be 12 numbers (C, C#, ..., B)")
     if len(row) != 12:
-        raise RequestError(f"{flag}: {where} has {len(row)} values; a pitch-class histogram has "
-                           "12 (C, C#, ..., B)")
+        raise RequestError(
+            f"{flag}: {where} has {len(row)} values; a pitch-class histogram has 12 (C, C#, ..., B)"
+        )
     if any(v < 0 for v in row):
         raise RequestError(f"{flag}: {where} has a negative weight")
     return [float(v) for v in row]
 
 
-def parse_histogram(text: str, flag: str = "--pitch_class_histogram"
-                    ) -> list[float] | list[list[float]]:
+def parse_histogram(
+    text: str, flag: str = "--pitch_class_histogram"
+) -> list[float] | list[list[float]]:
     """12 weights (C..B), or a list of such lists spread over the piece."""
     value = _literal(text, flag, "[2, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1]")
-    if isinstance(value, (list, tuple)) and value and all(
-            isinstance(r, (list, tuple)) for r in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(r, (list, tuple)) for r in value)
+    ):
         return [_histogram_row(r, flag, f"histogram {i}") for i, r in enumerate(value)]
     return _histogram_row(value, flag, "the histogram")
 
@@ -141,20 +151,26 @@ def parse_controls(text: str) -> tuple[list[float] | None, float | None]:
             inner = f"[{inner}]"
         histogram = parse_histogram(inner, "--controls")
         if histogram and isinstance(histogram[0], list):
-            raise RequestError("--controls: one histogram only; use --pitch_class_histogram for "
-                               "a list spread over the piece")
+            raise RequestError(
+                "--controls: one histogram only; use --pitch_class_histogram for "
+                "a list spread over the piece"
+            )
     if sep and density_text.strip():
         d = parse_density(density_text)
         if isinstance(d, list):
             raise RequestError("--controls: one density only; use --notes_per_second for a list")
         density = d
     if histogram is None and density is None:
-        raise RequestError(f"--controls: nothing in {text!r}; expected "
-                           "'2,0,1,1,0,1,0,1,1,0,0,1;4' (histogram;notes per second)")
+        raise RequestError(
+            f"--controls: nothing in {text!r}; expected "
+            "'2,0,1,1,0,1,0,1,1,0,0,1;4' (histogram;notes per second)"
+        )
     return histogram, density  # type: ignore[return-value]
 
 
-def parse_backing_chords(text: str, steps_per_chord: int) -> tuple[list[str], dict[str, np.ndarray]]:
+def parse_backing_chords(
+    text: str, steps_per_chord: int
+) -> tuple[list[str], dict[str, np.ndarray]]:
     """Chord symbols (note-seq's grammar) -> one figure per melody step + the chord columns.
 
     A symbol note-seq cannot parse is reported with its position in the progression (1-based).
@@ -169,8 +185,9 @@ def parse_backing_chords(text: str, steps_per_chord: int) -> tuple[list[str], di
             chord_columns([figure])
         except ChordColumnError as exc:
             reason = str(exc).split(": ", 1)[-1]
-            raise RequestError(f"--backing_chords: chord symbol {figure!r} at position {i + 1} "
-                               f"of {len(chords)} is not a chord note-seq can read ({reason})"
-                               ) from None
+            raise RequestError(
+                f"--backing_chords: chord symbol {figure!r} at position {i + 1} "
+                f"of {len(chords)} is not a chord note-seq can read ({reason})"
+            ) from None
     figures = [c for c in chords for _ in range(steps_per_chord)]
     return figures, chord_columns(figures)

@@ -90,13 +90,15 @@ def reference_performances(
                 if len(perf) < min_events:
                     count("performances_discarded_too_short")
                     continue
-                out.append(RefPerformance([encoding.encode_event(e) for e in perf], perf,
-                                          stretch, amount))
+                out.append(
+                    RefPerformance([encoding.encode_event(e) for e in perf], perf, stretch, amount)
+                )
     return out, counts
 
 
-def performance_from_indices(indices: list[int], num_velocity_bins: int
-                             ) -> performance_lib.Performance:
+def performance_from_indices(
+    indices: list[int], num_velocity_bins: int
+) -> performance_lib.Performance:
     encoding = PerformanceOneHotEncoding(num_velocity_bins=num_velocity_bins)
     perf = performance_lib.Performance(steps_per_second=100, num_velocity_bins=num_velocity_bins)
     for index in indices:
@@ -105,23 +107,26 @@ def performance_from_indices(indices: list[int], num_velocity_bins: int
 
 
 DENSITY = performance_controls.NoteDensityPerformanceControlSignal(
-    window_size_seconds=3.0, density_bin_ranges=[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+    window_size_seconds=3.0, density_bin_ranges=[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+)
 HISTOGRAM = performance_controls.PitchHistogramPerformanceControlSignal(window_size_seconds=5.0)
 
 
-def reference_encode(perf: performance_lib.Performance, num_velocity_bins: int,
-                     density: bool, histogram: bool) -> tuple[np.ndarray, np.ndarray]:
+def reference_encode(
+    perf: performance_lib.Performance, num_velocity_bins: int, density: bool, histogram: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """note-seq's (inputs, labels) of a performance, with Magenta's control wiring."""
     target = encoder_decoder.OneHotEventSequenceEncoderDecoder(
-        PerformanceOneHotEncoding(num_velocity_bins=num_velocity_bins))
+        PerformanceOneHotEncoding(num_velocity_bins=num_velocity_bins)
+    )
     signals = [s for s, used in ((DENSITY, density), (HISTOGRAM, histogram)) if used]
     if not signals:
         inputs, labels = target.encode(perf)
     else:
-        control_encoder = encoder_decoder.MultipleEventSequenceEncoder(
-            [s.encoder for s in signals])
+        control_encoder = encoder_decoder.MultipleEventSequenceEncoder([s.encoder for s in signals])
         conditional = encoder_decoder.ConditionalEventSequenceEncoderDecoder(
-            control_encoder, target)
+            control_encoder, target
+        )
         controls = list(zip(*[s.extract(perf) for s in signals], strict=True))
         inputs, labels = conditional.encode(controls, perf)
     return np.asarray(inputs, dtype=np.float64), np.asarray(labels, dtype=np.int64)
@@ -150,17 +155,24 @@ def reference_polyphony_events(quantized: music_pb2.NoteSequence) -> list[int]:
     return events
 
 
-def reference_polyphony(ns: music_pb2.NoteSequence, transpositions: tuple[int, ...] = (0,),
-                        min_steps: int = 80, max_steps: int = 512
-                        ) -> tuple[list[tuple[int, list[int]]], dict[str, int]]:
+def reference_polyphony(
+    ns: music_pb2.NoteSequence,
+    transpositions: tuple[int, ...] = (0,),
+    min_steps: int = 80,
+    max_steps: int = 512,
+) -> tuple[list[tuple[int, list[int]]], dict[str, int]]:
     """Magenta's polyphony pipeline (split, quantise, transpose, extract) spelled out."""
     counts: dict[str, int] = {}
     out = []
     for part in sequences_lib.split_note_sequence_on_time_changes(ns):
         try:
             quantized = sequences_lib.quantize_note_sequence(part, 4)
-        except (sequences_lib.MultipleTimeSignatureError, sequences_lib.MultipleTempoError,
-                sequences_lib.BadTimeSignatureError, sequences_lib.NegativeTimeError) as err:
+        except (
+            sequences_lib.MultipleTimeSignatureError,
+            sequences_lib.MultipleTempoError,
+            sequences_lib.BadTimeSignatureError,
+            sequences_lib.NegativeTimeError,
+        ) as err:
             counts[type(err).__name__] = counts.get(type(err).__name__, 0) + 1
             continue
         if len({n.program for n in quantized.notes}) > 1:

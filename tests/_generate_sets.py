@@ -21,22 +21,48 @@ from pipelines.schema import EXAMPLE_SCHEMA
 C_MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 
-def write_events_set(root: Path, *, name: str, family: str, event_space: str,
-                     train: list[np.ndarray], eval_: list[np.ndarray]) -> Path:
+def write_events_set(
+    root: Path,
+    *,
+    name: str,
+    family: str,
+    event_space: str,
+    train: list[np.ndarray],
+    eval_: list[np.ndarray],
+) -> Path:
     """EXAMPLE_SCHEMA Parquet (train/eval) + meta.json holding the given event sequences."""
     root.mkdir(parents=True, exist_ok=True)
     for split, seqs in (("train", train), ("eval", eval_)):
-        rows = [{
-            "example_id": f"{split}-{i:04d}", "source_id": f"synthetic/{split}{i}#0",
-            "split": split, "transposition": 0, "stretch": 1.0, "num_events": len(ev),
-            "events": [int(e) for e in ev], "chord_root": None, "chord_bass": None,
-            "chord_quality": None, "chord_pitches": None,
-        } for i, ev in enumerate(seqs)]
-        pq.write_table(pa.Table.from_pylist(rows, schema=EXAMPLE_SCHEMA),
-                       root / f"{split}-00000-of-00001.parquet")
-    meta = {"name": name, "family": family, "event_space": event_space,
-            "num_train": len(train), "num_eval": len(eval_), "eval_ratio": 0.2, "seed": 0,
-            "extract": {}}
+        rows = [
+            {
+                "example_id": f"{split}-{i:04d}",
+                "source_id": f"synthetic/{split}{i}#0",
+                "split": split,
+                "transposition": 0,
+                "stretch": 1.0,
+                "num_events": len(ev),
+                "events": [int(e) for e in ev],
+                "chord_root": None,
+                "chord_bass": None,
+                "chord_quality": None,
+                "chord_pitches": None,
+            }
+            for i, ev in enumerate(seqs)
+        ]
+        pq.write_table(
+            pa.Table.from_pylist(rows, schema=EXAMPLE_SCHEMA),
+            root / f"{split}-00000-of-00001.parquet",
+        )
+    meta = {
+        "name": name,
+        "family": family,
+        "event_space": event_space,
+        "num_train": len(train),
+        "num_eval": len(eval_),
+        "eval_ratio": 0.2,
+        "seed": 0,
+        "extract": {},
+    }
     (root / "meta.json").write_text(json.dumps(meta))
     return root
 
@@ -74,8 +100,12 @@ def performance_sequences(rng: np.random.Generator, n: int) -> list[np.ndarray]:
         t = 0.0
         for _ in range(int(rng.integers(8, 16))):
             dur = float(rng.uniform(0.15, 0.35))
-            ns.notes.add(pitch=int(60 + rng.choice(C_MAJOR)), velocity=int(rng.integers(40, 110)),
-                         start_time=t, end_time=t + dur)
+            ns.notes.add(
+                pitch=int(60 + rng.choice(C_MAJOR)),
+                velocity=int(rng.integers(40, 110)),
+                start_time=t,
+                end_time=t + dur,
+            )
             t += float(rng.uniform(0.2, 0.4))
         ns.total_time = max(n.end_time for n in ns.notes)
         out.extend(x.events for x in pf.extract(ns, cfg, augment=False) if hasattr(x, "events"))

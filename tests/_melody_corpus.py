@@ -74,19 +74,29 @@ class FileReport:
         for corpus in sorted(self.read):
             lines.append(f"[{corpus}] read: {dict(self.read[corpus])}")
             for kind in ("melody", "mono", "improv", "improv_original"):
-                drops = {reason: n for (c, k, reason), n in sorted(self.drops.items())
-                         if c == corpus and k == kind}
-                lines.append(f"[{corpus}] {kind}: {self.examples[(corpus, kind)]} examples"
-                             + (f"; counters {drops}" if drops else ""))
+                drops = {
+                    reason: n
+                    for (c, k, reason), n in sorted(self.drops.items())
+                    if c == corpus and k == kind
+                }
+                lines.append(
+                    f"[{corpus}] {kind}: {self.examples[(corpus, kind)]} examples"
+                    + (f"; counters {drops}" if drops else "")
+                )
             if self.refused_triads[corpus]:
-                lines.append(f"[{corpus}] lead sheets with non-triad chords (both sides refuse "
-                             f"the triad encoding): {self.refused_triads[corpus]}")
+                lines.append(
+                    f"[{corpus}] lead sheets with non-triad chords (both sides refuse "
+                    f"the triad encoding): {self.refused_triads[corpus]}"
+                )
             for (variant, c), p in sorted(self.parity.items()):
                 if c == corpus:
-                    lines.append(f"[{corpus}] parity {variant}: {p.sequences} sequences, "
-                                 f"{p.positions} positions, {p.values} values equal")
-            secs = {phase: round(s, 1) for (c, phase), s in sorted(self.seconds.items())
-                    if c == corpus}
+                    lines.append(
+                        f"[{corpus}] parity {variant}: {p.sequences} sequences, "
+                        f"{p.positions} positions, {p.values} values equal"
+                    )
+            secs = {
+                phase: round(s, 1) for (c, phase), s in sorted(self.seconds.items()) if c == corpus
+            }
             lines.append(f"[{corpus}] cpu seconds: {secs}")
         return lines
 
@@ -151,30 +161,43 @@ def check_file(f: CorpusFile) -> FileReport:
         for ex in mel:
             events = melody.indices_to_melody_events(ex.events)
             for variant in ("basic_rnn", "lookback_rnn", attention):
-                check_melody_parity(variant, events, report.count(variant, f.corpus),
-                                    decode_every=DECODE_EVERY)
+                check_melody_parity(
+                    variant, events, report.count(variant, f.corpus), decode_every=DECODE_EVERY
+                )
         for ex in mono:
-            check_melody_parity("mono_rnn", melody.indices_to_melody_events(ex.events, 0),
-                                report.count("mono_rnn", f.corpus), decode_every=DECODE_EVERY)
+            check_melody_parity(
+                "mono_rnn",
+                melody.indices_to_melody_events(ex.events, 0),
+                report.count("mono_rnn", f.corpus),
+                decode_every=DECODE_EVERY,
+            )
         report.seconds[(f.corpus, "melody_parity")] += time.process_time() - t0
 
         t0 = time.process_time()
         assert len(sheets) % 12 == 0, len(sheets)
         for i in range(0, len(sheets), 12):
-            group = sheets[i: i + 12]
+            group = sheets[i : i + 12]
             assert [e.transposition for e in group] == list(improv.TRANSPOSITIONS)
             original = group[6]
             report.examples[(f.corpus, "improv_original")] += 1
             events = melody.indices_to_melody_events(original.events)
             figures = columns_to_figures(original.cond)
-            check_improv_parity("chord_pitches_improv", events, figures,
-                                report.count("chord_pitches_improv", f.corpus),
-                                decode_every=DECODE_EVERY)
+            check_improv_parity(
+                "chord_pitches_improv",
+                events,
+                figures,
+                report.count("chord_pitches_improv", f.corpus),
+                decode_every=DECODE_EVERY,
+            )
             if _is_triad_only(original.cond):
                 for variant in ("basic_improv", "attention_improv"):
-                    check_improv_parity(variant, events, figures,
-                                        report.count(variant, f.corpus),
-                                        decode_every=DECODE_EVERY)
+                    check_improv_parity(
+                        variant,
+                        events,
+                        figures,
+                        report.count(variant, f.corpus),
+                        decode_every=DECODE_EVERY,
+                    )
             else:
                 _assert_both_refuse_triads(events, figures, original)
                 report.refused_triads[f.corpus] += 1

@@ -38,20 +38,24 @@ def reference_melody_encoder(variant: str) -> encoder_decoder.EventSequenceEncod
     raise KeyError(variant)
 
 
-def reference_improv_encoder(variant: str
-                             ) -> encoder_decoder.ConditionalEventSequenceEncoderDecoder:
+def reference_improv_encoder(
+    variant: str,
+) -> encoder_decoder.ConditionalEventSequenceEncoderDecoder:
     """note-seq's conditional encoder for an improv variant (improv_rnn_model.default_configs)."""
     triad = encoder_decoder.OneHotEventSequenceEncoderDecoder(
-        chords_encoder_decoder.TriadChordOneHotEncoding())
+        chords_encoder_decoder.TriadChordOneHotEncoding()
+    )
     onehot = encoder_decoder.OneHotEventSequenceEncoderDecoder(MelodyOneHotEncoding(48, 84))
     if variant == "basic_improv":
         return encoder_decoder.ConditionalEventSequenceEncoderDecoder(triad, onehot)
     if variant == "attention_improv":
         return encoder_decoder.ConditionalEventSequenceEncoderDecoder(
-            triad, melody_encoder_decoder.KeyMelodyEncoderDecoder(min_note=48, max_note=84))
+            triad, melody_encoder_decoder.KeyMelodyEncoderDecoder(min_note=48, max_note=84)
+        )
     if variant == "chord_pitches_improv":
         return encoder_decoder.ConditionalEventSequenceEncoderDecoder(
-            chords_encoder_decoder.PitchChordsEncoderDecoder(), onehot)
+            chords_encoder_decoder.PitchChordsEncoderDecoder(), onehot
+        )
     raise KeyError(variant)
 
 
@@ -72,27 +76,47 @@ class ParityCount:
 def _first_mismatch(ours: np.ndarray, ref: np.ndarray) -> str:
     bad = np.argwhere(ours != ref)
     pos = tuple(int(i) for i in bad[0])
-    return (f"first mismatch at {pos}: ours {ours[pos]!r} vs note-seq {ref[pos]!r} "
-            f"({len(bad)} total)")
+    return (
+        f"first mismatch at {pos}: ours {ours[pos]!r} vs note-seq {ref[pos]!r} ({len(bad)} total)"
+    )
 
 
-def check_melody_parity(variant: str, events: Sequence[int], count: ParityCount | None = None,
-                        *, last_row: bool = True, decode_every: int = 1) -> None:
+def check_melody_parity(
+    variant: str,
+    events: Sequence[int],
+    count: ParityCount | None = None,
+    *,
+    last_row: bool = True,
+    decode_every: int = 1,
+) -> None:
     """Assert our encoding of one melody (Magenta event values) equals note-seq's, everywhere."""
     enc = melody.VARIANTS[variant].encoding
     ref = reference_melody_encoder(variant)
     lo, hi = melody.parse_event_space(enc.event_space)
     events = list(events)
     e = torch.as_tensor(melody.melody_events_to_indices(events, lo, hi)).long().unsqueeze(0)
-    _compare(enc, ref.encode(events), e, {}, count,
-             lambda t: ref.events_to_input(events, t) if last_row else None)
-    _check_decoding(enc, e, {}, lambda c, t: ref.class_index_to_event(c, events[:t]), lo,
-                    decode_every)
+    _compare(
+        enc,
+        ref.encode(events),
+        e,
+        {},
+        count,
+        lambda t: ref.events_to_input(events, t) if last_row else None,
+    )
+    _check_decoding(
+        enc, e, {}, lambda c, t: ref.class_index_to_event(c, events[:t]), lo, decode_every
+    )
 
 
-def check_improv_parity(variant: str, events: Sequence[int], figures: Sequence[str],
-                        count: ParityCount | None = None, *, last_row: bool = True,
-                        decode_every: int = 1) -> None:
+def check_improv_parity(
+    variant: str,
+    events: Sequence[int],
+    figures: Sequence[str],
+    count: ParityCount | None = None,
+    *,
+    last_row: bool = True,
+    decode_every: int = 1,
+) -> None:
     """Assert our chord-conditioned encoding of one lead sheet equals note-seq's, everywhere.
 
     ``figures`` are the chord symbols per step (note-seq's ChordProgression events). The last
@@ -108,20 +132,28 @@ def check_improv_parity(variant: str, events: Sequence[int], figures: Sequence[s
     cond = enc.conditions(e, stored)
     extended = figures + figures[-1:]
     ext_cols = chord_columns(extended)
-    ext_cond = enc.conditions(e, {k: torch.as_tensor(v).long().unsqueeze(0)
-                                  for k, v in ext_cols.items()})
+    ext_cond = enc.conditions(
+        e, {k: torch.as_tensor(v).long().unsqueeze(0) for k, v in ext_cols.items()}
+    )
 
     def last(t: int) -> list[float] | None:
         return ref.events_to_input(extended, events, t) if last_row else None
 
     _compare(enc, ref.encode(figures, events), e, cond, count, last, last_cond=ext_cond)
-    _check_decoding(enc, e, cond, lambda c, t: ref.class_index_to_event(c, events[:t]), 48,
-                    decode_every)
+    _check_decoding(
+        enc, e, cond, lambda c, t: ref.class_index_to_event(c, events[:t]), 48, decode_every
+    )
 
 
-def _compare(enc: Encoding, encoded: tuple[list, list], e: torch.Tensor, cond: Cond,
-             count: ParityCount | None, last_input: Callable[[int], list[float] | None],
-             last_cond: Cond | None = None) -> None:
+def _compare(
+    enc: Encoding,
+    encoded: tuple[list, list],
+    e: torch.Tensor,
+    cond: Cond,
+    count: ParityCount | None,
+    last_input: Callable[[int], list[float] | None],
+    last_cond: Cond | None = None,
+) -> None:
     """Training rows (``inputs(E[:, :-1])``, ``labels(E)[:, 1:]``) and the last row vs note-seq."""
     ref_x = np.asarray(encoded[0], dtype=np.float32).reshape(-1, enc.input_size)
     ref_y = np.asarray(encoded[1], dtype=np.int64)
@@ -140,15 +172,21 @@ def _compare(enc: Encoding, encoded: tuple[list, list], e: torch.Tensor, cond: C
         count.add(x.shape[0], int(x.size + y.size))
 
 
-def _check_decoding(enc: Encoding, e: torch.Tensor, cond: Cond,
-                    ref_decode: Callable[[int, int], int], min_note: int, every: int = 1) -> None:
+def _check_decoding(
+    enc: Encoding,
+    e: torch.Tensor,
+    cond: Cond,
+    ref_decode: Callable[[int, int], int],
+    min_note: int,
+    every: int = 1,
+) -> None:
     """decode_label(labels[t], history) == events[t] (every ``every``-th t and the lookback
     edges), and every class decodes as note-seq's class_index_to_event does."""
     labels = enc.labels(e, cond)[0]
     t_len = e.shape[1]
     edges = {15, 16, 17, 31, 32, 33, t_len - 1}
     for t in sorted(set(range(1, t_len, every)) | {t for t in edges if 0 < t < t_len}):
-        got = int(enc.decode_label(labels[t:t + 1], e[:, :t])[0])
+        got = int(enc.decode_label(labels[t : t + 1], e[:, :t])[0])
         assert got == int(e[0, t]), f"decode at {t}: {got} != {int(e[0, t])}"
     # Every class at a few history lengths (before, between and after the lookbacks).
     for t in sorted({1, min(15, t_len), min(16, t_len), min(31, t_len), t_len} - {0}):
@@ -166,8 +204,7 @@ def _check_decoding(enc: Encoding, e: torch.Tensor, cond: Cond,
 NE, OFF = -2, -1
 
 
-def random_events(rng: np.random.Generator, length: int, lo: int = 48, hi: int = 84
-                  ) -> list[int]:
+def random_events(rng: np.random.Generator, length: int, lo: int = 48, hi: int = 84) -> list[int]:
     """Random melody events with many exact 1- and 2-bar repeats (what lookbacks look for)."""
     out: list[int] = []
     for i in range(length):
@@ -189,16 +226,28 @@ QPM = 120.0
 STEP = 60.0 / QPM / 4  # seconds per 16th note
 
 
-def make_sequence(notes: list[tuple[int, int, int]], *, instrument: int = 0, numerator: int = 4,
-                  denominator: int = 4, is_drum: bool = False) -> music_pb2.NoteSequence:
+def make_sequence(
+    notes: list[tuple[int, int, int]],
+    *,
+    instrument: int = 0,
+    numerator: int = 4,
+    denominator: int = 4,
+    is_drum: bool = False,
+) -> music_pb2.NoteSequence:
     """A NoteSequence from (pitch, start_step, end_step) notes at 120 qpm, 16th-note steps."""
     ns = music_pb2.NoteSequence()
     ns.tempos.add(qpm=QPM)
     ns.time_signatures.add(numerator=numerator, denominator=denominator)
     ns.ticks_per_quarter = 220
     for pitch, start, end in notes:
-        ns.notes.add(pitch=pitch, start_time=start * STEP, end_time=end * STEP, velocity=80,
-                     instrument=instrument, is_drum=is_drum)
+        ns.notes.add(
+            pitch=pitch,
+            start_time=start * STEP,
+            end_time=end * STEP,
+            velocity=80,
+            instrument=instrument,
+            is_drum=is_drum,
+        )
     ns.total_time = max((n.end_time for n in ns.notes), default=0.0)
     return ns
 
@@ -206,5 +255,7 @@ def make_sequence(notes: list[tuple[int, int, int]], *, instrument: int = 0, num
 def scale_melody(bars: int, root: int = 60, start_bar: int = 0) -> list[tuple[int, int, int]]:
     """Quarter notes walking a major scale from ``root`` for ``bars`` 4/4 bars."""
     steps = [0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2]
-    return [(root + steps[i % len(steps)], 16 * start_bar + 4 * i, 16 * start_bar + 4 * i + 3)
-            for i in range(4 * bars)]
+    return [
+        (root + steps[i % len(steps)], 16 * start_bar + 4 * i, 16 * start_bar + 4 * i + 3)
+        for i in range(4 * bars)
+    ]

@@ -50,8 +50,10 @@ def bach_chorale_paths() -> list[Path]:
 
 
 def corpus_files(root: Path) -> list[CorpusFile]:
-    files = [CorpusFile("openewld", str(p)) for p in sorted(
-        (root / "openewld" / "dataset").rglob("*.mxl"))]
+    files = [
+        CorpusFile("openewld", str(p))
+        for p in sorted((root / "openewld" / "dataset").rglob("*.mxl"))
+    ]
     files += [CorpusFile("edm", str(p)) for p in sorted((root / "edm" / "Dataset").glob("*.mid"))]
     files += [CorpusFile("bach", str(p)) for p in bach_chorale_paths()]
     return files
@@ -76,8 +78,10 @@ def test_every_example_matches_note_seq(shared_data: Path) -> None:
     def compared(variant: str, corpus: str) -> int:
         return total.count(variant, corpus).sequences
 
-    print(f"\nmelody/improv corpus parity: {len(files)} files, {WORKERS} workers, "
-          f"{elapsed:.1f} s wall")
+    print(
+        f"\nmelody/improv corpus parity: {len(files)} files, {WORKERS} workers, "
+        f"{elapsed:.1f} s wall"
+    )
     for line in total.summary_lines():
         print("  " + line)
 

@@ -91,7 +91,8 @@ def test_bach_chorales_polyphony_matches_the_spec_reference() -> None:
         t_ours += time.perf_counter() - t
         t = time.perf_counter()
         ref, ref_counts = reference_polyphony(
-            ns, transpositions=cfg.transpositions if augment else (0,))
+            ns, transpositions=cfg.transpositions if augment else (0,)
+        )
         t_ref += time.perf_counter() - t
         got = [(x.transposition, x.events.tolist()) for x in ours if isinstance(x, Extracted)]
         assert got == ref, f"chorale {i}"
@@ -108,10 +109,12 @@ def test_bach_chorales_polyphony_matches_the_spec_reference() -> None:
             again = list(P.extract(rebuilt, P.PolyphonyExtractConfig(min_steps=0), augment=False))
             assert [x.events.tolist() for x in again] == [events], f"round trip {i}"
             assert amount == 0
-    print(f"\nchorales: {len(chorales)} read in {t_read:.1f}s ({fallbacks} via music21); "
-          f"{examples} examples + {augmented} augmented copies; {compared_events} events equal "
-          f"to the reference; drops {dict(drops)}; ours {t_ours:.2f}s vs reference "
-          f"{t_ref:.2f}s")
+    print(
+        f"\nchorales: {len(chorales)} read in {t_read:.1f}s ({fallbacks} via music21); "
+        f"{examples} examples + {augmented} augmented copies; {compared_events} events equal "
+        f"to the reference; drops {dict(drops)}; ours {t_ours:.2f}s vs reference "
+        f"{t_ref:.2f}s"
+    )
     assert examples >= 100
 
 
@@ -127,13 +130,16 @@ ASAP = ("asap", "**/*.mid", ())
 
 @pytest.mark.parametrize(
     ("source", "variant"),
-    [(POP909, "multiconditioned_performance_with_dynamics"),
-     (ASAP, "multiconditioned_performance_with_dynamics"),
-     (POP909, "performance")],
+    [
+        (POP909, "multiconditioned_performance_with_dynamics"),
+        (ASAP, "multiconditioned_performance_with_dynamics"),
+        (POP909, "performance"),
+    ],
     ids=["pop909-multiconditioned", "asap-multiconditioned", "pop909-performance"],
 )
 def test_performance_extraction_and_encoding_match_note_seq(
-        shared_data: Path, source: tuple[str, str, tuple[str, ...]], variant: str) -> None:
+    shared_data: Path, source: tuple[str, str, tuple[str, ...]], variant: str
+) -> None:
     corpus, pattern, instruments = source
     files = sample_files(shared_data / corpus, pattern)
     enc = Q.VARIANTS[variant].encoding
@@ -156,8 +162,9 @@ def test_performance_extraction_and_encoding_match_note_seq(
         ours = list(Q.extract(ns, cfg, augment=False))
         t_ours += time.perf_counter() - t
         t = time.perf_counter()
-        ref, ref_counts = reference_performances(ns, num_velocity_bins=bins,
-                                                 instrument_names=instruments)
+        ref, ref_counts = reference_performances(
+            ns, num_velocity_bins=bins, instrument_names=instruments
+        )
         t_ref += time.perf_counter() - t
         got = [x.events.tolist() for x in ours if isinstance(x, Extracted)]
         assert got == [r.events for r in ref], path.name
@@ -173,8 +180,8 @@ def test_performance_extraction_and_encoding_match_note_seq(
     batch = torch.full((len(kept), longest), Q.NEUTRAL_PAD, dtype=torch.long)
     mask = torch.zeros_like(batch, dtype=torch.bool)
     for i, e in enumerate(kept):
-        batch[i, :len(e)] = torch.from_numpy(e.astype(np.int64))
-        mask[i, :len(e)] = True
+        batch[i, : len(e)] = torch.from_numpy(e.astype(np.int64))
+        mask[i, : len(e)] = True
     cond = enc.conditions(batch, {"mask": mask})
     x = enc.inputs(batch[:, :-1], cond)
     y = enc.labels(batch, cond)[:, 1:]
@@ -192,15 +199,18 @@ def test_performance_extraction_and_encoding_match_note_seq(
         assert np.array_equal(x[i, :n, width:].numpy(), ref_x[:, width:])  # event one-hot
         if conditioned:
             assert np.array_equal(x[i, :n, :8].numpy(), ref_x[:, :8])  # density bins
-            np.testing.assert_allclose(controls[i, :n, 8:20].numpy(), ref_x[:, 8:20],
-                                       rtol=0, atol=1e-13)  # pitch histogram (float64)
+            np.testing.assert_allclose(
+                controls[i, :n, 8:20].numpy(), ref_x[:, 8:20], rtol=0, atol=1e-13
+            )  # pitch histogram (float64)
         positions += n
     t_enc_ref = time.perf_counter() - t
-    print(f"\n{corpus} {variant}: {len(files)} files (read {t_read:.1f}s), {len(kept)} "
-          f"examples ({sum(len(e) for e in kept)} events) equal to note-seq's pipeline; drops "
-          f"{dict(drops)}; extraction ours {t_ours:.2f}s vs reference {t_ref:.2f}s; batch "
-          f"encoding {tuple(x.shape)} in {t_batch:.2f}s; all {positions} positions equal to "
-          f"note-seq's encoders ({t_enc_ref:.1f}s)")
+    print(
+        f"\n{corpus} {variant}: {len(files)} files (read {t_read:.1f}s), {len(kept)} "
+        f"examples ({sum(len(e) for e in kept)} events) equal to note-seq's pipeline; drops "
+        f"{dict(drops)}; extraction ours {t_ours:.2f}s vs reference {t_ref:.2f}s; batch "
+        f"encoding {tuple(x.shape)} in {t_batch:.2f}s; all {positions} positions equal to "
+        f"note-seq's encoders ({t_enc_ref:.1f}s)"
+    )
     assert positions > 10_000
 
 
@@ -227,7 +237,8 @@ FAST_SAMPLE = 8
 @pytest.mark.parametrize("bins", [0, 32])
 @pytest.mark.parametrize("source", [POP909, ASAP], ids=["pop909", "asap"])
 def test_fast_extraction_equals_the_note_seq_path_with_augmentation(
-        shared_data: Path, source: tuple[str, str, tuple[str, ...]], bins: int) -> None:
+    shared_data: Path, source: tuple[str, str, tuple[str, ...]], bins: int
+) -> None:
     """Every stretch x chunk x transposition, as stored int16 bytes, and every counter."""
     corpus, pattern, instruments = source
     files = sample_files(shared_data / corpus, pattern)[:FAST_SAMPLE]
@@ -246,13 +257,21 @@ def test_fast_extraction_equals_the_note_seq_path_with_augmentation(
         t = time.perf_counter()
         slow = list(Q.extract(ns, cfg, augment=True, fast=False))
         t_slow += time.perf_counter() - t
-        key = [(type(x).__name__, x.reason) if isinstance(x, Dropped)
-               else (x.stretch, x.transposition, x.events.dtype.str, x.events.tobytes())
-               for x in fast]
-        assert key == [(type(x).__name__, x.reason) if isinstance(x, Dropped)
-                       else (x.stretch, x.transposition, x.events.dtype.str, x.events.tobytes())
-                       for x in slow], path.name
+        key = [
+            (type(x).__name__, x.reason)
+            if isinstance(x, Dropped)
+            else (x.stretch, x.transposition, x.events.dtype.str, x.events.tobytes())
+            for x in fast
+        ]
+        assert key == [
+            (type(x).__name__, x.reason)
+            if isinstance(x, Dropped)
+            else (x.stretch, x.transposition, x.events.dtype.str, x.events.tobytes())
+            for x in slow
+        ], path.name
         compared += sum(isinstance(x, Extracted) for x in fast)
-    print(f"\n{corpus} v{bins}: {compared} augmented examples identical from {len(files)} files "
-          f"({arrays} on the array path); fast {t_fast:.2f}s vs note-seq {t_slow:.2f}s")
+    print(
+        f"\n{corpus} v{bins}: {compared} augmented examples identical from {len(files)} files "
+        f"({arrays} on the array path); fast {t_fast:.2f}s vs note-seq {t_slow:.2f}s"
+    )
     assert arrays >= len(files) // 2 and compared > 1000

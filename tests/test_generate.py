@@ -33,8 +33,40 @@ from _generate_sets import (
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
-TWINKLE = [60, -2, 60, -2, 67, -2, 67, -2, 69, -2, 69, -2, 67, -2, -2, -2,
-           65, -2, 65, -2, 64, -2, 64, -2, 62, -2, 62, -2, 60, -2, -2, -2]
+TWINKLE = [
+    60,
+    -2,
+    60,
+    -2,
+    67,
+    -2,
+    67,
+    -2,
+    69,
+    -2,
+    69,
+    -2,
+    67,
+    -2,
+    -2,
+    -2,
+    65,
+    -2,
+    65,
+    -2,
+    64,
+    -2,
+    64,
+    -2,
+    62,
+    -2,
+    62,
+    -2,
+    60,
+    -2,
+    -2,
+    -2,
+]
 
 # variant -> (example set, steps, extra hparams)
 TRAIN = {
@@ -58,12 +90,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     rng = np.random.default_rng(0)
     write_example_set(root / "mel", name="mel")
     write_example_set(root / "imp", name="imp", family="improv", chords=True)
-    write_events_set(root / "poly", name="poly", family="polyphony",
-                     event_space="polyphony:0-127", train=polyphony_sequences(rng, 24),
-                     eval_=polyphony_sequences(rng, 6))
-    write_events_set(root / "perf", name="perf", family="performance",
-                     event_space="performance:v32", train=performance_sequences(rng, 24),
-                     eval_=performance_sequences(rng, 6))
+    write_events_set(
+        root / "poly",
+        name="poly",
+        family="polyphony",
+        event_space="polyphony:0-127",
+        train=polyphony_sequences(rng, 24),
+        eval_=polyphony_sequences(rng, 6),
+    )
+    write_events_set(
+        root / "perf",
+        name="perf",
+        family="performance",
+        event_space="performance:v32",
+        train=performance_sequences(rng, 24),
+        eval_=performance_sequences(rng, 6),
+    )
     uri = f"sqlite:///{root}/mlruns/mlflow.db"
     old_uri, old_threads = os.environ.get("MLFLOW_TRACKING_URI"), torch.get_num_threads()
     os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -72,9 +114,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     try:
         for variant, (ex, steps, hp) in TRAIN.items():
             run = root / f"run_{variant}"
-            argv = ["--variant", variant, "--examples", str(root / ex), "--output", str(run),
-                    "--hparams", f"batch_size=8,rnn_layer_sizes=[16]{hp}",
-                    "--num-steps", str(steps), "--eval-every", str(steps), "--quiet"]
+            argv = [
+                "--variant",
+                variant,
+                "--examples",
+                str(root / ex),
+                "--output",
+                str(run),
+                "--hparams",
+                f"batch_size=8,rnn_layer_sizes=[16]{hp}",
+                "--num-steps",
+                str(steps),
+                "--eval-every",
+                str(steps),
+                "--quiet",
+            ]
             if variant != REGISTERED:
                 argv.append("--no-mlflow")
             assert train.main(argv) == 0, variant
@@ -93,8 +147,9 @@ def load(trained: dict, variant: str):
     return model
 
 
-def teacher_forced_logp(model, plan: G.Plan, events: np.ndarray, req: G.Request | None = None
-                        ) -> torch.Tensor:
+def teacher_forced_logp(
+    model, plan: G.Plan, events: np.ndarray, req: G.Request | None = None
+) -> torch.Tensor:
     """log-probabilities (T - 1, C) of a whole sequence by the training path: ``enc.inputs`` on
     the full sequence, the family's own conditioning (chord columns; performance controls from
     ``control_from_request`` over the events) and one ``forward`` pass."""
@@ -102,9 +157,12 @@ def teacher_forced_logp(model, plan: G.Plan, events: np.ndarray, req: G.Request 
     enc = model.encoding
     if hasattr(enc, "control_from_request"):
         req = req or G.Request()
-        cond = enc.control_from_request(e[:, :-1], notes_per_second=req.notes_per_second,
-                                        pitch_class_histogram=req.pitch_class_histogram,
-                                        total_steps=plan.target_units)
+        cond = enc.control_from_request(
+            e[:, :-1],
+            notes_per_second=req.notes_per_second,
+            pitch_class_histogram=req.pitch_class_histogram,
+            total_steps=plan.target_units,
+        )
     else:
         cond = {k: v[:, : e.shape[1]] for k, v in plan.cond.items()}
     with torch.no_grad():
@@ -123,11 +181,17 @@ CASES = {
     "attention_rnn": {"num_steps": 56, "primer_melody": [62, -2, 66, -2, 69, -2, -1]},
     "attention_improv": {"backing_chords": "C G Am F", "steps_per_chord": 8},
     "chord_pitches_improv": {"backing_chords": "C7#9 Bbmaj7/D N.C. Am", "steps_per_chord": 8},
-    "polyphony": {"num_steps": 24, "primer_melody": [60, -2, 64, -2], "condition_on_primer": True,
-                  "inject_primer_during_generation": True},
+    "polyphony": {
+        "num_steps": 24,
+        "primer_melody": [60, -2, 64, -2],
+        "condition_on_primer": True,
+        "inject_primer_during_generation": True,
+    },
     "multiconditioned_performance_with_dynamics": {
-        "num_seconds": 3, "notes_per_second": [2.0, 8.0],
-        "pitch_class_histogram": [[1] * 12, [2, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1]]},
+        "num_seconds": 3,
+        "notes_per_second": [2.0, 8.0],
+        "pitch_class_histogram": [[1] * 12, [2, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1]],
+    },
 }
 
 
@@ -154,8 +218,9 @@ def test_stepping_matches_training_forward(trained: dict, variant: str) -> None:
         torch.testing.assert_close(logp[steps, r], ref, atol=2e-4, rtol=1e-4)
         for k in torch.nonzero(sampled[:, r]).squeeze(1).tolist():
             history = torch.as_tensor(s.events[None, : p + k])
-            assert model.encoding.decode_label(choice[k, r:r + 1], history).item() == \
-                s.events[p + k]
+            assert (
+                model.encoding.decode_label(choice[k, r : r + 1], history).item() == s.events[p + k]
+            )
             checked += 1
     assert checked > 20
 
@@ -168,8 +233,11 @@ def test_forced_events_do_not_count(trained: dict) -> None:
     trace: list[dict] = []
     samples = G.Engine(model, plan).run(2, seed=3, trace=trace)
     for r, s in enumerate(samples):
-        total = sum(float(t["logp"][r, t["choice"][r]]) for t in trace
-                    if bool(t["active"][r]) and not bool(t["forced"][r]))
+        total = sum(
+            float(t["logp"][r, t["choice"][r]])
+            for t in trace
+            if bool(t["active"][r]) and not bool(t["forced"][r])
+        )
         assert s.log_likelihood == pytest.approx(total)
         prepared = pfam.prepare_primer(pfam.primer_from_melody(TWINKLE[:16]))
         assert s.num_forced == sum(len(x) for x in prepared.inject_steps) == 16
@@ -182,8 +250,9 @@ def test_melody_primer_kept_through_key_normalisation(trained: dict) -> None:
     """A D-major primer is moved to C for the key-normalised model and comes back exactly."""
     model = load(trained, "attention_rnn")
     primer = [62, -2, 66, -2, 69, -2, 74, -2, 73, -2, -1]
-    plan, samples, notes = G.generate(model, G.Request(num_outputs=2, seed=5, num_steps=64,
-                                                       primer_melody=primer))
+    plan, samples, notes = G.generate(
+        model, G.Request(num_outputs=2, seed=5, num_steps=64, primer_melody=primer)
+    )
     assert plan.info["key_transposition"] != 0
     want = mfam.to_note_sequence(mfam.melody_events_to_indices(primer), qpm=120.0)
     for s, ns in zip(samples, notes, strict=True):
@@ -194,10 +263,17 @@ def test_melody_primer_kept_through_key_normalisation(trained: dict) -> None:
 
 def test_polyphony_conditioned_primer_kept(trained: dict) -> None:
     model = load(trained, "polyphony")
-    _, _, notes = G.generate(model, G.Request(num_outputs=2, seed=2, num_steps=32,
-                                              primer_pitches=[67, 64, 60],
-                                              condition_on_primer=True,
-                                              inject_primer_during_generation=False))
+    _, _, notes = G.generate(
+        model,
+        G.Request(
+            num_outputs=2,
+            seed=2,
+            num_steps=32,
+            primer_pitches=[67, 64, 60],
+            condition_on_primer=True,
+            inject_primer_during_generation=False,
+        ),
+    )
     for ns in notes:
         first = sorted(n.pitch for n in ns.notes if n.start_time == 0.0)
         assert first == [60, 64, 67]
@@ -206,8 +282,9 @@ def test_polyphony_conditioned_primer_kept(trained: dict) -> None:
 
 def test_performance_primer_kept(trained: dict) -> None:
     model = load(trained, "multiconditioned_performance_with_dynamics")
-    plan, samples, notes = G.generate(model, G.Request(num_outputs=2, seed=2, num_seconds=4,
-                                                       primer_pitches=[60, 64]))
+    plan, samples, notes = G.generate(
+        model, G.Request(num_outputs=2, seed=2, num_seconds=4, primer_pitches=[60, 64])
+    )
     for s, ns in zip(samples, notes, strict=True):
         np.testing.assert_array_equal(s.events[: len(plan.primer)], plan.primer)
         first = sorted(n.pitch for n in ns.notes if n.start_time == 0.0)
@@ -218,9 +295,17 @@ def test_performance_primer_kept(trained: dict) -> None:
 def test_polyphony_injected_melody_appears(trained: dict) -> None:
     """Seed 001's Twinkle harmonisation: the primer plays first, then again under new notes."""
     model = load(trained, "polyphony")
-    _, samples, notes = G.generate(model, G.Request(
-        num_outputs=3, seed=1, num_steps=64, primer_melody=TWINKLE, condition_on_primer=False,
-        inject_primer_during_generation=True))
+    _, samples, notes = G.generate(
+        model,
+        G.Request(
+            num_outputs=3,
+            seed=1,
+            num_steps=64,
+            primer_melody=TWINKLE,
+            condition_on_primer=False,
+            inject_primer_during_generation=True,
+        ),
+    )
     sps = 0.125
     melody = [(v, i * sps) for i, v in enumerate(TWINKLE) if v >= 0]
     for s, ns in zip(samples, notes, strict=True):
@@ -242,19 +327,28 @@ def test_improv_follows_chord_grid(trained: dict) -> None:
     chord_type = music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL
     model = load(trained, "chord_pitches_improv")
     chords = "C7#9 Bbmaj7/D N.C. Am Dm7b5 G7"
-    _, samples, notes = G.generate(model, G.Request(
-        num_outputs=2, seed=4, backing_chords=chords, steps_per_chord=8, render_chords=True))
+    _, samples, notes = G.generate(
+        model,
+        G.Request(
+            num_outputs=2, seed=4, backing_chords=chords, steps_per_chord=8, render_chords=True
+        ),
+    )
     for s, ns in zip(samples, notes, strict=True):
         assert len(s.events) == 6 * 8
         assert ns.total_time == pytest.approx(6 * 8 * 0.125)
-        annotations = [(round(t.time, 6), t.text) for t in ns.text_annotations
-                       if t.annotation_type == chord_type]
+        annotations = [
+            (round(t.time, 6), t.text)
+            for t in ns.text_annotations
+            if t.annotation_type == chord_type
+        ]
         assert [round(i * 1.0, 6) for i in range(6)] == [t for t, _ in annotations]
         assert annotations[2][1] == "N.C."
         assert any(n.instrument == 1 for n in ns.notes)  # chords rendered as instrument 1
     # --num_bars repeats the progression to the requested length.
-    _, samples, _ = G.generate(model, G.Request(num_outputs=1, seed=4, backing_chords="C G",
-                                                steps_per_chord=16, num_bars=5))
+    _, samples, _ = G.generate(
+        model,
+        G.Request(num_outputs=1, seed=4, backing_chords="C G", steps_per_chord=16, num_bars=5),
+    )
     assert len(samples[0].events) == 80
 
 
@@ -265,22 +359,27 @@ def _pcs(notes, start: float) -> set[int]:
     return {n.pitch % 12 for n in notes if n.start_time >= start - 1e-9 and n.instrument == 0}
 
 
-@pytest.mark.parametrize("variant,kwargs", [
-    ("attention_rnn", {"primer_melody": [62, -2, 66, -2, 69, -2, 66], "num_steps": 96}),
-    ("lookback_rnn", {"primer_melody": [54, -2, 66, -2, 54, -2, 66, -2] * 4, "num_steps": 96}),
-    ("attention_improv", {"backing_chords": "C F G C", "steps_per_chord": 16}),
-    ("polyphony", {"num_steps": 48}),
-    ("multiconditioned_performance_with_dynamics", {"num_seconds": 6}),
-])
+@pytest.mark.parametrize(
+    "variant,kwargs",
+    [
+        ("attention_rnn", {"primer_melody": [62, -2, 66, -2, 69, -2, 66], "num_steps": 96}),
+        ("lookback_rnn", {"primer_melody": [54, -2, 66, -2, 54, -2, 66, -2] * 4, "num_steps": 96}),
+        ("attention_improv", {"backing_chords": "C F G C", "steps_per_chord": 16}),
+        ("polyphony", {"num_steps": 48}),
+        ("multiconditioned_performance_with_dynamics", {"num_seconds": 6}),
+    ],
+)
 def test_scale_mask_holds(trained: dict, variant: str, kwargs: dict) -> None:
     """No generated note leaves the scale, even when the primer does (lookback repeats of the
     out-of-scale primer are masked after decoding) and the model is key-normalised."""
     model = load(trained, variant)
-    scale = resolve("Eb minor_pentatonic", None) if variant != "lookback_rnn" else \
-        resolve("C", None)
+    scale = (
+        resolve("Eb minor_pentatonic", None) if variant != "lookback_rnn" else resolve("C", None)
+    )
     allowed = set(scale.pitch_classes)
-    plan, _, notes = G.generate(model, G.Request(num_outputs=4, seed=9, temperature=1.5,
-                                                 scale=scale, **kwargs))
+    plan, _, notes = G.generate(
+        model, G.Request(num_outputs=4, seed=9, temperature=1.5, scale=scale, **kwargs)
+    )
     generated = set()
     for ns in notes:
         generated |= _pcs(ns.notes, plan.primer_seconds)
@@ -300,8 +399,16 @@ def test_beam_search_finds_brute_force_best(trained: dict) -> None:
     one iteration) must return the best of them with its exact log-likelihood."""
     model = load(trained, "basic_rnn")
     scale = resolve(None, "0")
-    req = G.Request(num_outputs=1, seed=0, num_steps=3, primer_melody=[60], scale=scale,
-                    beam_size=25, branch_factor=16, steps_per_iteration=2)
+    req = G.Request(
+        num_outputs=1,
+        seed=0,
+        num_steps=3,
+        primer_melody=[60],
+        scale=scale,
+        beam_size=25,
+        branch_factor=16,
+        steps_per_iteration=2,
+    )
     plan = G.build_plan(model, req)
     allowed = torch.nonzero(plan.class_mask).squeeze(1).tolist()
     assert len(allowed) == 5
@@ -313,8 +420,9 @@ def test_beam_search_finds_brute_force_best(trained: dict) -> None:
             ll = float(lp[0, a] + lp[1, b])
             if ll > best_ll:
                 best, best_ll = events, ll
-    [sample] = G.Engine(model, plan).run(1, seed=0, beam_size=25, branch_factor=16,
-                                         steps_per_iteration=2)
+    [sample] = G.Engine(model, plan).run(
+        1, seed=0, beam_size=25, branch_factor=16, steps_per_iteration=2
+    )
     np.testing.assert_array_equal(sample.events, best)
     assert sample.log_likelihood == pytest.approx(best_ll, abs=1e-4)
 
@@ -342,17 +450,30 @@ def _files(d: Path) -> list[str]:
     return sorted(p.name for p in d.iterdir()) if d.exists() else []
 
 
-def test_cli_registry_model_outputs_and_reproducible_bytes(trained: dict, tmp_path: Path,
-                                                           monkeypatch, capsys) -> None:
+def test_cli_registry_model_outputs_and_reproducible_bytes(
+    trained: dict, tmp_path: Path, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(trained["_uri"]))
-    args = ["--model", f"models:/{REGISTERED}@champion", "--num_outputs", "2", "--num_steps",
-            "32", "--seed", "7", "--primer_melody", "[60, -2, 62, -2]", "--quiet"]
+    args = [
+        "--model",
+        f"models:/{REGISTERED}@champion",
+        "--num_outputs",
+        "2",
+        "--num_steps",
+        "32",
+        "--seed",
+        "7",
+        "--primer_melody",
+        "[60, -2, 62, -2]",
+        "--quiet",
+    ]
     assert G.main([*args, "--output_dir", str(tmp_path / "a")]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["seed"] == 7 and len(summary["outputs"]) == 2
     names = _files(tmp_path / "a")
-    assert names == sorted(f"attention_rnn_7_00{i}.{e}" for i in (1, 2)
-                           for e in ("mid", "png", "wav", "json"))
+    assert names == sorted(
+        f"attention_rnn_7_00{i}.{e}" for i in (1, 2) for e in ("mid", "png", "wav", "json")
+    )
     rec = json.loads((tmp_path / "a" / "attention_rnn_7_001.json").read_text())
     assert rec["model"]["name"] == "attention_rnn" and rec["model"]["version"] == 1
     assert rec["seed"] == 7 and rec["flags"]["primer_melody"] == "[60, -2, 62, -2]"
@@ -361,18 +482,40 @@ def test_cli_registry_model_outputs_and_reproducible_bytes(trained: dict, tmp_pa
     # Same seed -> same bytes; another seed -> other music.
     assert G.main([*args, "--output_dir", str(tmp_path / "b")]) == 0
     for ext in ("mid", "wav"):
-        assert (tmp_path / "a" / f"attention_rnn_7_001.{ext}").read_bytes() == \
-            (tmp_path / "b" / f"attention_rnn_7_001.{ext}").read_bytes()
+        assert (tmp_path / "a" / f"attention_rnn_7_001.{ext}").read_bytes() == (
+            tmp_path / "b" / f"attention_rnn_7_001.{ext}"
+        ).read_bytes()
     other = [a if a != "7" else "8" for a in args]
     assert G.main([*other, "--output_dir", str(tmp_path / "c"), "--audio", "none"]) == 0
-    assert (tmp_path / "a" / "attention_rnn_7_001.mid").read_bytes() != \
-        (tmp_path / "c" / "attention_rnn_8_001.mid").read_bytes()
+    assert (tmp_path / "a" / "attention_rnn_7_001.mid").read_bytes() != (
+        tmp_path / "c" / "attention_rnn_8_001.mid"
+    ).read_bytes()
     # --config alone means models:/<config>@champion.
-    assert G.main(["--config", REGISTERED, "--num_outputs", "1", "--seed", "7", "--num_steps",
-                   "32", "--primer_melody", "[60, -2, 62, -2]", "--audio", "none", "--quiet",
-                   "--output_dir", str(tmp_path / "d")]) == 0
-    assert (tmp_path / "d" / "attention_rnn_7_001.mid").read_bytes() == \
-        (tmp_path / "a" / "attention_rnn_7_001.mid").read_bytes()
+    assert (
+        G.main(
+            [
+                "--config",
+                REGISTERED,
+                "--num_outputs",
+                "1",
+                "--seed",
+                "7",
+                "--num_steps",
+                "32",
+                "--primer_melody",
+                "[60, -2, 62, -2]",
+                "--audio",
+                "none",
+                "--quiet",
+                "--output_dir",
+                str(tmp_path / "d"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "d" / "attention_rnn_7_001.mid").read_bytes() == (
+        tmp_path / "a" / "attention_rnn_7_001.mid"
+    ).read_bytes()
 
 
 def test_sample_does_not_depend_on_batch_size(trained: dict) -> None:
@@ -385,13 +528,18 @@ def test_sample_does_not_depend_on_batch_size(trained: dict) -> None:
 BAD = [
     (["--backing_chords", "C G Hmaj7 F"], "chord_pitches_improv", ["'Hmaj7'", "position 3"]),
     (["--primer_melody", "[60, -2, 30]"], "basic_rnn", ["MIDI 30", "event 3", "C3 to B5"]),
-    (["--pitch_class_histogram", "[1, 2, 3]"], "multiconditioned_performance_with_dynamics",
-     ["3 values", "12"]),
-    (["--notes_per_second", "[2, -1]"], "multiconditioned_performance_with_dynamics",
-     ["negative"]),
+    (
+        ["--pitch_class_histogram", "[1, 2, 3]"],
+        "multiconditioned_performance_with_dynamics",
+        ["3 values", "12"],
+    ),
+    (["--notes_per_second", "[2, -1]"], "multiconditioned_performance_with_dynamics", ["negative"]),
     (["--num_steps", "100000"], "attention_rnn", ["cap", "4096"]),
-    (["--num_steps", "4", "--primer_melody", "[60, -2, 62, -2, 64]"], "basic_rnn",
-     ["primer is 5 steps"]),
+    (
+        ["--num_steps", "4", "--primer_melody", "[60, -2, 62, -2, 64]"],
+        "basic_rnn",
+        ["primer is 5 steps"],
+    ),
     (["--notes_per_second", "3"], "basic_rnn", ["performance"]),
     (["--hparams", "rnn_layer_sizes=[64,64]"], "basic_rnn", ["rnn_layer_sizes", "differs"]),
     (["--key", "H minor"], "basic_rnn", ["--key"]),
@@ -399,13 +547,27 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("flags,variant,words", BAD, ids=[b[0][0] + f"-{i}"
-                                                          for i, b in enumerate(BAD)])
-def test_cli_bad_input_one_line_exit_2(trained: dict, tmp_path: Path, capsys, flags: list,
-                                       variant: str, words: list) -> None:
+@pytest.mark.parametrize(
+    "flags,variant,words", BAD, ids=[b[0][0] + f"-{i}" for i, b in enumerate(BAD)]
+)
+def test_cli_bad_input_one_line_exit_2(
+    trained: dict, tmp_path: Path, capsys, flags: list, variant: str, words: list
+) -> None:
     out = tmp_path / "out"
-    code = G.main(["--checkpoint", str(trained[variant]), "--output_dir", str(out),
-                   "--num_outputs", "2", "--seed", "1", "--quiet", *flags])
+    code = G.main(
+        [
+            "--checkpoint",
+            str(trained[variant]),
+            "--output_dir",
+            str(out),
+            "--num_outputs",
+            "2",
+            "--seed",
+            "1",
+            "--quiet",
+            *flags,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("generate: ")
@@ -414,11 +576,19 @@ def test_cli_bad_input_one_line_exit_2(trained: dict, tmp_path: Path, capsys, fl
     assert _files(out) == []
 
 
-def test_cli_unknown_registry_model_lists_registered(trained: dict, tmp_path: Path,
-                                                     monkeypatch, capsys) -> None:
+def test_cli_unknown_registry_model_lists_registered(
+    trained: dict, tmp_path: Path, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(trained["_uri"]))
-    code = G.main(["--model", "models:/no_such_model@champion", "--output_dir",
-                   str(tmp_path / "o"), "--quiet"])
+    code = G.main(
+        [
+            "--model",
+            "models:/no_such_model@champion",
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "'no_such_model' is not in the registry" in err and REGISTERED in err
@@ -426,9 +596,21 @@ def test_cli_unknown_registry_model_lists_registered(trained: dict, tmp_path: Pa
 
 
 def test_cli_refuses_to_overwrite(trained: dict, tmp_path: Path, capsys) -> None:
-    args = ["--checkpoint", str(trained["basic_rnn"]), "--output_dir", str(tmp_path),
-            "--num_outputs", "1", "--seed", "3", "--num_steps", "24", "--audio", "none",
-            "--quiet"]
+    args = [
+        "--checkpoint",
+        str(trained["basic_rnn"]),
+        "--output_dir",
+        str(tmp_path),
+        "--num_outputs",
+        "1",
+        "--seed",
+        "3",
+        "--num_steps",
+        "24",
+        "--audio",
+        "none",
+        "--quiet",
+    ]
     assert G.main(args) == 0
     midi = tmp_path / "basic_rnn_3_001.mid"
     before = midi.read_bytes(), midi.stat().st_mtime_ns
@@ -441,8 +623,7 @@ def test_cli_refuses_to_overwrite(trained: dict, tmp_path: Path, capsys) -> None
     assert midi.stat().st_mtime_ns != before[1]
 
 
-def test_no_partial_files_when_rendering_fails(trained: dict, tmp_path: Path,
-                                               monkeypatch) -> None:
+def test_no_partial_files_when_rendering_fails(trained: dict, tmp_path: Path, monkeypatch) -> None:
     from modeling import render
 
     calls = {"n": 0}
@@ -456,22 +637,50 @@ def test_no_partial_files_when_rendering_fails(trained: dict, tmp_path: Path,
 
     monkeypatch.setattr(render, "piano_roll_png", flaky)
     with pytest.raises(OSError, match="disk full"):
-        G.main(["--checkpoint", str(trained["basic_rnn"]), "--output_dir", str(tmp_path),
-                "--num_outputs", "3", "--seed", "3", "--num_steps", "24", "--audio", "none",
-                "--quiet"])
+        G.main(
+            [
+                "--checkpoint",
+                str(trained["basic_rnn"]),
+                "--output_dir",
+                str(tmp_path),
+                "--num_outputs",
+                "3",
+                "--seed",
+                "3",
+                "--num_steps",
+                "24",
+                "--audio",
+                "none",
+                "--quiet",
+            ]
+        )
     assert _files(tmp_path) == []  # neither sample files nor the temporary directory
 
 
 def test_module_entry_point_exit_code_and_single_line(trained: dict, tmp_path: Path) -> None:
     """``python -m modeling.generate`` in a fresh process: exit 2, one stderr line, no files."""
     proc = subprocess.run(
-        [PYTHON, "-m", "modeling.generate", "--checkpoint", str(trained["chord_pitches_improv"]),
-         "--output_dir", str(tmp_path / "o"), "--backing_chords", "C G7 Xb9 F"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            PYTHON,
+            "-m",
+            "modeling.generate",
+            "--checkpoint",
+            str(trained["chord_pitches_improv"]),
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--backing_chords",
+            "C G7 Xb9 F",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "generate: --backing_chords: chord symbol 'Xb9' at position 3 of 4 is not a chord "
-        "note-seq can read (Unable to parse chord symbol: Xb9)"]
+        "note-seq can read (Unable to parse chord symbol: Xb9)"
+    ]
     assert not (tmp_path / "o").exists()
 
 
@@ -490,8 +699,9 @@ def test_motif_console_command(trained: dict, monkeypatch, capsys) -> None:
 
 def test_polyphony_never_samples_start_or_end(trained: dict) -> None:
     model = load(trained, "polyphony")
-    _, samples, _ = G.generate(model, G.Request(num_outputs=4, seed=8, num_steps=32,
-                                                temperature=3.0))
+    _, samples, _ = G.generate(
+        model, G.Request(num_outputs=4, seed=8, num_steps=32, temperature=3.0)
+    )
     for s in samples:
         body = s.events[1:]
         assert not np.isin(body, [pfam.START, pfam.END]).any()

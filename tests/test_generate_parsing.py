@@ -11,18 +11,21 @@ from modeling import primers as P
 from modeling import scales as S
 
 
-@pytest.mark.parametrize("key,scale,pcs", [
-    ("D minor", None, {2, 4, 5, 7, 9, 10, 0}),
-    ("F# dorian", None, {6, 8, 9, 11, 1, 3, 4}),
-    ("Bb", None, {10, 0, 2, 3, 5, 7, 9}),
-    ("Am", None, {9, 11, 0, 2, 4, 5, 7}),
-    ("D", "dorian", {2, 4, 5, 7, 9, 11, 0}),
-    ("E", "blues", {4, 7, 9, 10, 11, 2}),
-    ("Eb minor_pentatonic", None, {3, 6, 8, 10, 1}),
-    ("C", "harmonic minor", {0, 2, 3, 5, 7, 8, 11}),
-    (None, "C D Eb G", {0, 2, 3, 7}),
-    (None, "0,4,7", {0, 4, 7}),
-])
+@pytest.mark.parametrize(
+    "key,scale,pcs",
+    [
+        ("D minor", None, {2, 4, 5, 7, 9, 10, 0}),
+        ("F# dorian", None, {6, 8, 9, 11, 1, 3, 4}),
+        ("Bb", None, {10, 0, 2, 3, 5, 7, 9}),
+        ("Am", None, {9, 11, 0, 2, 4, 5, 7}),
+        ("D", "dorian", {2, 4, 5, 7, 9, 11, 0}),
+        ("E", "blues", {4, 7, 9, 10, 11, 2}),
+        ("Eb minor_pentatonic", None, {3, 6, 8, 10, 1}),
+        ("C", "harmonic minor", {0, 2, 3, 5, 7, 8, 11}),
+        (None, "C D Eb G", {0, 2, 3, 7}),
+        (None, "0,4,7", {0, 4, 7}),
+    ],
+)
 def test_scales(key, scale, pcs) -> None:
     assert set(S.resolve(key, scale).pitch_classes) == pcs
 
@@ -42,8 +45,16 @@ def test_scale_transposition_and_errors() -> None:
 
 
 def test_primer_parsing() -> None:
-    assert P.parse_primer_melody("[60, -2, 60, -2, 67, -2, 67, -2]") == [60, -2, 60, -2, 67, -2,
-                                                                         67, -2]
+    assert P.parse_primer_melody("[60, -2, 60, -2, 67, -2, 67, -2]") == [
+        60,
+        -2,
+        60,
+        -2,
+        67,
+        -2,
+        67,
+        -2,
+    ]
     assert P.parse_primer_pitches("[67,64,60]") == [67, 64, 60]
     with pytest.raises(P.RequestError, match="event -3 at position 1"):
         P.parse_primer_melody("[60, -3]")
@@ -143,7 +154,8 @@ def test_feature_windows() -> None:
     assert G._feature_window(get_variant("basic_rnn").encoding) == 1
     assert G._feature_window(get_variant("polyphony").encoding) == 1
     assert G._feature_window(get_variant("chord_pitches_improv").encoding) == 1
-    assert G._feature_window(get_variant("multiconditioned_performance_with_dynamics").encoding
-                             ) == 1
+    assert (
+        G._feature_window(get_variant("multiconditioned_performance_with_dynamics").encoding) == 1
+    )
     assert G._feature_window(get_variant("attention_rnn").encoding) is None
     assert G._feature_window(get_variant("attention_improv").encoding) is None

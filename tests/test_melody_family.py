@@ -89,13 +89,14 @@ def test_batched_padded_rows_equal_single_rows(variant: str) -> None:
     enc = melody.VARIANTS[variant].encoding
     lo, hi = melody.parse_event_space(enc.event_space)
     rng = np.random.default_rng(3)
-    rows = [melody.melody_events_to_indices(random_events(rng, n, lo, hi), lo, hi)
-            for n in (40, 7, 100)]
+    rows = [
+        melody.melody_events_to_indices(random_events(rng, n, lo, hi), lo, hi) for n in (40, 7, 100)
+    ]
     t_max = max(len(r) for r in rows)
     batch = torch.zeros(len(rows), t_max, dtype=torch.long)
     for i, r in enumerate(rows):
         batch[i, : len(r)] = torch.as_tensor(r)
-        batch[i, len(r):] = int(rng.integers(0, 10))  # arbitrary padding
+        batch[i, len(r) :] = int(rng.integers(0, 10))  # arbitrary padding
     bx, by = enc.inputs(batch, {}), enc.labels(batch, {})
     for i, r in enumerate(rows):
         single = torch.as_tensor(r).long()[None]
@@ -118,8 +119,14 @@ def test_variant_table_matches_magenta() -> None:
         assert isinstance(v.encoding, Encoding)
         assert (v.encoding.input_size, v.encoding.num_classes) == (n_in, n_cls)
         h = v.hparams
-        assert (h.batch_size, h.rnn_layer_sizes, h.dropout_keep_prob, h.clip_norm,
-                h.attn_length, h.learning_rate) == (batch, layers, keep, clip, attn, 1e-3)
+        assert (
+            h.batch_size,
+            h.rnn_layer_sizes,
+            h.dropout_keep_prob,
+            h.clip_norm,
+            h.attn_length,
+            h.learning_rate,
+        ) == (batch, layers, keep, clip, attn, 1e-3)
     assert melody.VARIANTS["mono_rnn"].encoding.event_space == "melody:0-128"
     assert melody.VARIANTS["edm_rnn"].encoding == melody.VARIANTS["attention_rnn"].encoding
     assert "attention_rnn" in melody.VARIANTS["edm_rnn"].description
@@ -174,6 +181,7 @@ def test_key_melody_is_fast_on_a_training_batch() -> None:
 # Extraction
 # --------------------------------------------------------------------------------------------
 
+
 def run(ns: music_pb2.NoteSequence, cfg=None, **kw) -> tuple[list[Extracted], collections.Counter]:
     out, counts = [], collections.Counter()
     for item in melody.extract(ns, cfg, **kw):
@@ -217,8 +225,10 @@ def test_drop_counters() -> None:
     assert too_few == {"melodies_discarded_too_few_pitches": 1}
     long_examples, long_counts = run(make_sequence(scale_melody(40)))
     assert long_counts == {"melodies_truncated": 1} and len(long_examples[0].events) == 512
-    _, discard = run(make_sequence(scale_melody(40)),
-                     melody.MelodyExtractConfig(max_steps=None, max_steps_discard=512))
+    _, discard = run(
+        make_sequence(scale_melody(40)),
+        melody.MelodyExtractConfig(max_steps=None, max_steps_discard=512),
+    )
     assert discard == {"melodies_discarded_too_long": 1}
     _, empty = run(music_pb2.NoteSequence())
     assert empty == {"empty_sequence": 1}
@@ -240,8 +250,9 @@ def test_polyphony_keeps_the_highest_note_or_drops_the_track() -> None:
     kept = [p for p in melody.indices_to_melody_events(example.events) if p >= 0]
     (alone,), _ = run(make_sequence(scale_melody(8)))
     assert kept == [p for p in melody.indices_to_melody_events(alone.events) if p >= 0]
-    examples, counts = run(make_sequence(notes),
-                           melody.MelodyExtractConfig(ignore_polyphonic_notes=False))
+    examples, counts = run(
+        make_sequence(notes), melody.MelodyExtractConfig(ignore_polyphonic_notes=False)
+    )
     assert not examples and counts == {"polyphonic_tracks_discarded": 1}
 
 
@@ -317,7 +328,8 @@ def test_config_from_params_validates() -> None:
     with pytest.raises(ValueError, match=">= 12"):
         melody.MelodyExtractConfig(min_note=60, max_note=70)
     assert run(make_sequence(scale_melody(8)), {"min_bars": 9})[1] == {
-        "melodies_discarded_too_short": 1}
+        "melodies_discarded_too_short": 1
+    }
 
 
 def test_to_note_sequence_round_trip() -> None:

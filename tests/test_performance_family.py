@@ -21,13 +21,23 @@ from modeling.families import performance as Q
 from modeling.families.base import Dropped, Encoding, Extracted
 
 
-def seq(notes: list[tuple[int, int, float, float]], *, program: int = 0, instrument: int = 0,
-        ) -> music_pb2.NoteSequence:
+def seq(
+    notes: list[tuple[int, int, float, float]],
+    *,
+    program: int = 0,
+    instrument: int = 0,
+) -> music_pb2.NoteSequence:
     """NoteSequence from (pitch, velocity, start s, end s)."""
     ns = music_pb2.NoteSequence()
     for pitch, velocity, a, b in notes:
-        ns.notes.add(pitch=pitch, velocity=velocity, start_time=a, end_time=b, program=program,
-                     instrument=instrument)
+        ns.notes.add(
+            pitch=pitch,
+            velocity=velocity,
+            start_time=a,
+            end_time=b,
+            program=program,
+            instrument=instrument,
+        )
     ns.total_time = max((b for *_, b in notes), default=0.0)
     return ns
 
@@ -52,12 +62,27 @@ NO_MIN = Q.PerformanceExtractConfig(min_events=0)
 
 # simultaneous notes, velocities on bin edges (1 -> bin 1, 127 -> 32, 64 -> 16), a 2.5 s gap
 FIXTURE = [(60, 127, 0.0, 0.5), (64, 1, 0.0, 0.5), (67, 64, 3.0, 3.25)]
-FIXTURE_EVENTS_V32 = [VEL(32), ON(60), VEL(1), ON(64), SHIFT(50), OFF(60), OFF(64),
-                      SHIFT(100), SHIFT(100), SHIFT(50), VEL(16), ON(67), SHIFT(25), OFF(67)]
+FIXTURE_EVENTS_V32 = [
+    VEL(32),
+    ON(60),
+    VEL(1),
+    ON(64),
+    SHIFT(50),
+    OFF(60),
+    OFF(64),
+    SHIFT(100),
+    SHIFT(100),
+    SHIFT(50),
+    VEL(16),
+    ON(67),
+    SHIFT(25),
+    OFF(67),
+]
 
 
-def extracted(ns: music_pb2.NoteSequence, cfg: Q.PerformanceExtractConfig = NO_MIN,
-              augment: bool = False) -> list[Extracted]:
+def extracted(
+    ns: music_pb2.NoteSequence, cfg: Q.PerformanceExtractConfig = NO_MIN, augment: bool = False
+) -> list[Extracted]:
     return [x for x in Q.extract(ns, cfg, augment=augment) if isinstance(x, Extracted)]
 
 
@@ -65,8 +90,9 @@ def test_hand_written_events() -> None:
     (ex,) = extracted(seq(FIXTURE))
     assert ex.events.tolist() == FIXTURE_EVENTS_V32
     assert ex.events.dtype == np.int16 and (ex.transposition, ex.stretch) == (0, 1.0)
-    (plain,) = extracted(seq(FIXTURE), Q.PerformanceExtractConfig(min_events=0,
-                                                                  num_velocity_bins=0))
+    (plain,) = extracted(
+        seq(FIXTURE), Q.PerformanceExtractConfig(min_events=0, num_velocity_bins=0)
+    )
     assert plain.events.tolist() == [e for e in FIXTURE_EVENTS_V32 if e < Q.VELOCITY]
 
 
@@ -77,9 +103,14 @@ def test_index_space_is_note_seqs() -> None:
     enc = PerformanceOneHotEncoding(num_velocity_bins=32)
     assert enc.num_classes == Q.num_classes(32) == 388
     assert Q.num_classes(0) == PerformanceOneHotEncoding().num_classes == 356
-    for ev, index in [(Ev(Ev.NOTE_ON, 5), ON(5)), (Ev(Ev.NOTE_OFF, 127), OFF(127)),
-                      (Ev(Ev.TIME_SHIFT, 1), SHIFT(1)), (Ev(Ev.TIME_SHIFT, 100), SHIFT(100)),
-                      (Ev(Ev.VELOCITY, 1), VEL(1)), (Ev(Ev.VELOCITY, 32), VEL(32))]:
+    for ev, index in [
+        (Ev(Ev.NOTE_ON, 5), ON(5)),
+        (Ev(Ev.NOTE_OFF, 127), OFF(127)),
+        (Ev(Ev.TIME_SHIFT, 1), SHIFT(1)),
+        (Ev(Ev.TIME_SHIFT, 100), SHIFT(100)),
+        (Ev(Ev.VELOCITY, 1), VEL(1)),
+        (Ev(Ev.VELOCITY, 32), VEL(32)),
+    ]:
         assert enc.encode_event(ev) == index
 
 
@@ -102,7 +133,8 @@ def fuzz_events(rng: np.random.Generator, length: int, num_velocity_bins: int) -
     events = np.select(
         [kinds == 0, kinds == 1, kinds == 2],
         [ON(0) + pitch, OFF(0) + pitch, SHIFT(1) + rng.integers(0, 100, length)],
-        VEL(1) + rng.integers(0, max(num_velocity_bins, 1), length))
+        VEL(1) + rng.integers(0, max(num_velocity_bins, 1), length),
+    )
     if num_velocity_bins == 0:
         events = np.where(events >= Q.VELOCITY, SHIFT(7), events)
     return events
@@ -117,8 +149,8 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
     batch = torch.full((len(sequences), longest), Q.NEUTRAL_PAD, dtype=torch.long)
     mask = torch.zeros_like(batch, dtype=torch.bool)
     for i, s in enumerate(sequences):
-        batch[i, :len(s)] = torch.as_tensor(s)
-        mask[i, :len(s)] = True
+        batch[i, : len(s)] = torch.as_tensor(s)
+        mask[i, : len(s)] = True
     cond = enc.conditions(batch, {"mask": mask})
     x = enc.inputs(batch[:, :-1], cond)
     y = enc.labels(batch, cond)[:, 1:]
@@ -137,15 +169,16 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
         if density:
             assert np.array_equal(got[:, :8], ref_x[:, :8])  # density bins exact
             ref_density = np.asarray(DENSITY.extract(perf))
-            assert np.array_equal(cond["note_density"][i, :len(s)].numpy(), ref_density)
+            assert np.array_equal(cond["note_density"][i, : len(s)].numpy(), ref_density)
         if histogram:
             h0 = 8 if density else 0
-            np.testing.assert_allclose(got[:, h0:h0 + 12], ref_x[:, h0:h0 + 12], atol=1e-7)
-            exact = enc.control_inputs(cond, 1, longest - 1)[i, :n, h0:h0 + 12].numpy()
-            np.testing.assert_allclose(exact, ref_x[:, h0:h0 + 12], rtol=0, atol=1e-13)
+            np.testing.assert_allclose(got[:, h0 : h0 + 12], ref_x[:, h0 : h0 + 12], atol=1e-7)
+            exact = enc.control_inputs(cond, 1, longest - 1)[i, :n, h0 : h0 + 12].numpy()
+            np.testing.assert_allclose(exact, ref_x[:, h0 : h0 + 12], rtol=0, atol=1e-13)
             ref_hist = np.asarray(HISTOGRAM.extract(perf))
-            np.testing.assert_allclose(cond["pitch_histogram"][i, :len(s)].numpy(), ref_hist,
-                                       rtol=0, atol=1e-12)
+            np.testing.assert_allclose(
+                cond["pitch_histogram"][i, : len(s)].numpy(), ref_hist, rtol=0, atol=1e-12
+            )
         compared += n
     return compared
 
@@ -156,8 +189,11 @@ def test_encoding_parity_on_fixtures(variant: str) -> None:
     cfg = Q.PerformanceExtractConfig(min_events=0, num_velocity_bins=bins)
     dense = [(48 + (i % 24), 20 + (i * 7) % 100, 0.05 * i, 0.05 * i + 0.4) for i in range(150)]
     chords = [(p, 90, t, t + 1.7) for t in (0.0, 1.0, 7.5) for p in (60, 64, 67, 71)]
-    sequences = [extracted(seq(FIXTURE), cfg)[0].events, extracted(seq(dense), cfg)[0].events,
-                 extracted(seq(chords), cfg)[0].events]
+    sequences = [
+        extracted(seq(FIXTURE), cfg)[0].events,
+        extracted(seq(dense), cfg)[0].events,
+        extracted(seq(chords), cfg)[0].events,
+    ]
     assert assert_encoding_parity(variant, sequences) == sum(len(s) - 1 for s in sequences)
 
 
@@ -194,8 +230,10 @@ def test_inputs_need_conditioning_one_longer_than_events() -> None:
 
 
 def test_variants_match_magenta() -> None:
-    sizes = {name: (v.encoding.input_size, v.encoding.num_classes, v.encoding.event_space)
-             for name, v in Q.VARIANTS.items()}
+    sizes = {
+        name: (v.encoding.input_size, v.encoding.num_classes, v.encoding.event_space)
+        for name, v in Q.VARIANTS.items()
+    }
     assert sizes == {
         "performance": (356, 356, "performance:v0"),
         "performance_with_dynamics": (388, 388, "performance:v32"),
@@ -205,8 +243,13 @@ def test_variants_match_magenta() -> None:
     }
     for v in Q.VARIANTS.values():
         h = v.hparams
-        assert (h.batch_size, h.rnn_layer_sizes, h.dropout_keep_prob, h.clip_norm,
-                h.learning_rate) == (64, (512, 512, 512), 1.0, 3.0, 1e-3)
+        assert (
+            h.batch_size,
+            h.rnn_layer_sizes,
+            h.dropout_keep_prob,
+            h.clip_norm,
+            h.learning_rate,
+        ) == (64, (512, 512, 512), 1.0, 3.0, 1e-3)
         assert v.family == Q.NAME == "performance"
         assert isinstance(v.encoding, Encoding)
     assert Q.event_space(Q.PerformanceExtractConfig()) == "performance:v32"
@@ -216,21 +259,26 @@ def test_variants_match_magenta() -> None:
 
 
 def test_extraction_matches_note_seq_pipeline_with_augmentation() -> None:
-    notes = [(48 + (i * 5) % 30, 30 + (i * 11) % 90, 0.21 * i, 0.21 * i + 0.5)
-             for i in range(330)]  # ~70 s: three 30 s chunks, the last one short
+    notes = [
+        (48 + (i * 5) % 30, 30 + (i * 11) % 90, 0.21 * i, 0.21 * i + 0.5) for i in range(330)
+    ]  # ~70 s: three 30 s chunks, the last one short
     ns = seq(notes)
     cfg = Q.PerformanceExtractConfig()
     ours = extracted(ns, cfg, augment=True)
-    ref, _ = reference_performances(ns, stretches=cfg.stretch_factors,
-                                    transpositions=cfg.transpositions)
+    ref, _ = reference_performances(
+        ns, stretches=cfg.stretch_factors, transpositions=cfg.transpositions
+    )
     assert [(x.stretch, x.transposition, x.events.tolist()) for x in ours] == [
-        (r.stretch, r.transposition, r.events) for r in ref]
+        (r.stretch, r.transposition, r.events) for r in ref
+    ]
     assert {(x.stretch, x.transposition) for x in ours} == set(
-        itertools.product(cfg.stretch_factors, cfg.transpositions))
+        itertools.product(cfg.stretch_factors, cfg.transpositions)
+    )
     plain = extracted(ns, cfg, augment=False)
     assert {(x.stretch, x.transposition) for x in plain} == {(1.0, 0)}
     assert [x.events.tolist() for x in plain] == [
-        x.events.tolist() for x in ours if (x.stretch, x.transposition) == (1.0, 0)]
+        x.events.tolist() for x in ours if (x.stretch, x.transposition) == (1.0, 0)
+    ]
 
 
 def test_drums_keep_their_pitch_when_transposing() -> None:
@@ -238,10 +286,12 @@ def test_drums_keep_their_pitch_when_transposing() -> None:
     drum = ns.notes.add(pitch=61, velocity=80, start_time=0.0, end_time=0.2, is_drum=True)
     assert drum.is_drum
     ours = extracted(ns, NO_MIN, augment=True)
-    ref, _ = reference_performances(ns, stretches=NO_MIN.stretch_factors,
-                                    transpositions=NO_MIN.transpositions, min_events=0)
+    ref, _ = reference_performances(
+        ns, stretches=NO_MIN.stretch_factors, transpositions=NO_MIN.transpositions, min_events=0
+    )
     assert [(x.stretch, x.transposition, x.events.tolist()) for x in ours] == [
-        (r.stretch, r.transposition, r.events) for r in ref]
+        (r.stretch, r.transposition, r.events) for r in ref
+    ]
 
 
 def test_thirty_second_splits_min_and_max_events() -> None:
@@ -252,8 +302,7 @@ def test_thirty_second_splits_min_and_max_events() -> None:
     assert [len(x.events) for x in kept] == [512, 512, 200]
     assert out.count(Dropped("performances_truncated")) == 2
     assert out.count(Dropped("performances_discarded_too_short")) == 0
-    tail = [(60, 80, 0.0, 0.05)] * 1 + [(62, 80, 60.5 + 0.1 * i, 60.55 + 0.1 * i)
-                                         for i in range(5)]
+    tail = [(60, 80, 0.0, 0.05)] * 1 + [(62, 80, 60.5 + 0.1 * i, 60.55 + 0.1 * i) for i in range(5)]
     out = list(Q.extract(seq(tail), Q.PerformanceExtractConfig(), augment=False))
     assert Dropped("performances_discarded_too_short") in out  # 5 notes: 20 events < 32
 
@@ -279,7 +328,8 @@ def test_instrument_names_select_tracks() -> None:
     assert ON(72) not in only_piano.events.tolist() and ON(48) in only_piano.events.tolist()
     none = Q.PerformanceExtractConfig(min_events=0, instrument_names=("BRIDGE",))
     assert list(Q.extract(ns, none, augment=False)) == [
-        Dropped("performances_discarded_no_matching_instrument")]
+        Dropped("performances_discarded_no_matching_instrument")
+    ]
     (both,) = extracted(ns)
     assert {ON(72), ON(48)} <= set(both.events.tolist())
 
@@ -288,7 +338,8 @@ def test_more_than_one_program_and_range_are_counted() -> None:
     ns = seq([(60, 80, 0.0, 0.5)])
     ns.notes.add(pitch=62, velocity=80, start_time=0.0, end_time=0.5, program=5)
     assert list(Q.extract(ns, NO_MIN, augment=False)) == [
-        Dropped("performances_discarded_more_than_1_program")]
+        Dropped("performances_discarded_more_than_1_program")
+    ]
     high = list(Q.extract(seq([(126, 80, 0.0, 0.5)]), NO_MIN, augment=True))
     assert high.count(Dropped("skipped_due_to_range_exceeded")) == 5 * 2  # +2, +3 per stretch
     assert {x.transposition for x in high if isinstance(x, Extracted)} == {-3, -2, -1, 0, 1}
@@ -296,7 +347,8 @@ def test_more_than_one_program_and_range_are_counted() -> None:
 
 def test_empty_input_is_counted() -> None:
     assert list(Q.extract(music_pb2.NoteSequence(), NO_MIN, augment=False)) == [
-        Dropped("performances_discarded_empty")]
+        Dropped("performances_discarded_empty")
+    ]
 
 
 # ------------------------------------------------------------------ time, decoding, generation
@@ -316,8 +368,9 @@ def test_event_seconds_and_clock() -> None:
 def test_to_note_sequence_round_trip() -> None:
     (ex,) = extracted(seq(FIXTURE))
     out = Q.to_note_sequence(ex.events, {}, max_note_duration=None)
-    got = sorted((n.pitch, n.velocity, round(n.start_time, 6), round(n.end_time, 6))
-                 for n in out.notes)
+    got = sorted(
+        (n.pitch, n.velocity, round(n.start_time, 6), round(n.end_time, 6)) for n in out.notes
+    )
     # velocities come back as the lowest velocity of their bin: 1 + 4 * (bin - 1)
     assert got == [(60, 125, 0.0, 0.5), (64, 1, 0.0, 0.5), (67, 61, 3.0, 3.25)]
     hanging = Q.to_note_sequence(np.array([ON(60)] + [SHIFT(100)] * 8), {})
@@ -354,12 +407,17 @@ def test_control_from_request_follows_magentas_schedule() -> None:
     enc = Q.MULTICONDITIONED
     densities = [1.5, 8.0, 30.0]
     hists = [[1] * 12, [2, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]]
-    cond = enc.control_from_request(torch.as_tensor(events)[None], notes_per_second=densities,
-                                    pitch_class_histogram=hists, total_steps=total)
+    cond = enc.control_from_request(
+        torch.as_tensor(events)[None],
+        notes_per_second=densities,
+        pitch_class_histogram=hists,
+        total_steps=total,
+    )
     assert cond["note_density"].shape == (1, 201)
     assert cond["note_density"][0].tolist() == magenta_controls(events, densities, total)
     assert cond["pitch_histogram"][0].tolist() == [
-        [float(v) for v in h] for h in magenta_controls(events, hists, total)]
+        [float(v) for v in h] for h in magenta_controls(events, hists, total)
+    ]
     x = enc.inputs(torch.as_tensor(events)[None], cond)
     assert x.shape == (1, 200, 408)
     # the input row t carries the control of position t + 1, encoded like note-seq does
@@ -367,8 +425,9 @@ def test_control_from_request_follows_magentas_schedule() -> None:
     expect_bin = DENSITY.encoder.events_to_input([cond["note_density"][0, t + 1].item()], 0)
     assert x[0, t, :8].tolist() == expect_bin
     hist = cond["pitch_histogram"][0, t + 1].tolist()
-    np.testing.assert_allclose(x[0, t, 8:20].numpy(),
-                               HISTOGRAM.encoder.events_to_input([hist], 0), atol=1e-7)
+    np.testing.assert_allclose(
+        x[0, t, 8:20].numpy(), HISTOGRAM.encoder.events_to_input([hist], 0), atol=1e-7
+    )
 
 
 def test_control_from_request_defaults_and_errors() -> None:

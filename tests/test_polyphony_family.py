@@ -23,16 +23,22 @@ def C(p: int) -> int:
     return P.CONTINUED_NOTE + p
 
 
-def seq(notes: list[tuple[int, float, float]], *, total: float | None = None, program: int = 0,
-        qpm: float = 120.0) -> music_pb2.NoteSequence:
+def seq(
+    notes: list[tuple[int, float, float]],
+    *,
+    total: float | None = None,
+    program: int = 0,
+    qpm: float = 120.0,
+) -> music_pb2.NoteSequence:
     """NoteSequence from (pitch, start step, end step) in 16ths at ``qpm``."""
     ns = music_pb2.NoteSequence()
     ns.tempos.add(qpm=qpm)
     ns.time_signatures.add(numerator=4, denominator=4)
     step = 60.0 / qpm / 4
     for pitch, a, b in notes:
-        ns.notes.add(pitch=pitch, start_time=a * step, end_time=b * step, velocity=90,
-                     program=program)
+        ns.notes.add(
+            pitch=pitch, start_time=a * step, end_time=b * step, velocity=90, program=program
+        )
     ns.total_time = max([b * step for _, _, b in notes] + [(total or 0) * step])
     return ns
 
@@ -40,8 +46,7 @@ def seq(notes: list[tuple[int, float, float]], *, total: float | None = None, pr
 NO_LIMITS = P.PolyphonyExtractConfig(min_steps=0, max_steps=10_000)
 
 
-def only_events(ns: music_pb2.NoteSequence, cfg: P.PolyphonyExtractConfig = NO_LIMITS
-                ) -> list[int]:
+def only_events(ns: music_pb2.NoteSequence, cfg: P.PolyphonyExtractConfig = NO_LIMITS) -> list[int]:
     out = list(P.extract(ns, cfg, augment=False))
     assert len(out) == 1 and isinstance(out[0], Extracted), out
     assert out[0].events.dtype == np.int16
@@ -51,18 +56,36 @@ def only_events(ns: music_pb2.NoteSequence, cfg: P.PolyphonyExtractConfig = NO_L
 @pytest.mark.parametrize(
     ("notes", "total", "expected"),
     [
-        pytest.param([(60, 0, 2), (64, 0, 2), (67, 0, 2)], None,
-                     [S, N(67), N(64), N(60), SE, C(67), C(64), C(60), SE, E], id="held-chord"),
-        pytest.param([(60, 0, 1), (62, 2, 3)], None,
-                     [S, N(60), SE, SE, N(62), SE, E], id="rest-between-notes"),
-        pytest.param([(72, 0, 3), (60, 1, 3), (76, 2, 3)], None,
-                     [S, N(72), SE, C(72), N(60), SE, N(76), C(72), C(60), SE, E],
-                     id="continued-and-new-sorted-by-pitch-descending"),
-        pytest.param([(60, 0, 2), (60, 2, 4)], None,
-                     [S, N(60), SE, C(60), SE, N(60), SE, C(60), SE, E], id="re-attack"),
-        pytest.param([(60, 0, 3), (60, 1, 2)], None,
-                     [S, N(60), SE, C(60), N(60), SE, C(60), SE, E],
-                     id="same-pitch-overlap-continued-before-new"),
+        pytest.param(
+            [(60, 0, 2), (64, 0, 2), (67, 0, 2)],
+            None,
+            [S, N(67), N(64), N(60), SE, C(67), C(64), C(60), SE, E],
+            id="held-chord",
+        ),
+        pytest.param(
+            [(60, 0, 1), (62, 2, 3)],
+            None,
+            [S, N(60), SE, SE, N(62), SE, E],
+            id="rest-between-notes",
+        ),
+        pytest.param(
+            [(72, 0, 3), (60, 1, 3), (76, 2, 3)],
+            None,
+            [S, N(72), SE, C(72), N(60), SE, N(76), C(72), C(60), SE, E],
+            id="continued-and-new-sorted-by-pitch-descending",
+        ),
+        pytest.param(
+            [(60, 0, 2), (60, 2, 4)],
+            None,
+            [S, N(60), SE, C(60), SE, N(60), SE, C(60), SE, E],
+            id="re-attack",
+        ),
+        pytest.param(
+            [(60, 0, 3), (60, 1, 2)],
+            None,
+            [S, N(60), SE, C(60), N(60), SE, C(60), SE, E],
+            id="same-pitch-overlap-continued-before-new",
+        ),
         pytest.param([(48, 0, 1)], 3, [S, N(48), SE, SE, SE, E], id="trailing-silence"),
         pytest.param([], 2, [S, SE, SE, E], id="silence-only"),
     ],
@@ -126,7 +149,8 @@ def test_transpositions_only_when_augmenting() -> None:
     assert [x.transposition for x in aug] == list(range(-4, 5))
     for x in aug:
         assert x.events.tolist() == only_events(
-            seq([(60 + x.transposition, 0, 2), (67 + x.transposition, 1, 2)]))
+            seq([(60 + x.transposition, 0, 2), (67 + x.transposition, 1, 2)])
+        )
 
 
 def test_transposition_out_of_range_is_counted() -> None:
@@ -148,24 +172,29 @@ def test_split_on_tempo_change() -> None:
     ]
     no_split = P.PolyphonyExtractConfig(min_steps=0, split_on_time_changes=False)
     assert list(P.extract(ns, no_split, augment=False)) == [
-        Dropped("sequences_discarded_because_multiple_tempos")]
+        Dropped("sequences_discarded_because_multiple_tempos")
+    ]
 
 
 def test_empty_sequence_is_counted() -> None:
     assert list(P.extract(music_pb2.NoteSequence(), NO_LIMITS, augment=False)) == [
-        Dropped("sequences_discarded_because_empty")]
+        Dropped("sequences_discarded_because_empty")
+    ]
 
 
 @pytest.mark.parametrize(
     "notes",
-    [[(60, 0, 2), (64, 0, 2), (67, 0, 2)], [(72, 0, 3), (60, 1, 3), (76, 2, 3)],
-     [(60, 0, 2), (60, 2, 4)], [(60, 0, 1), (62, 2, 3), (50, 2, 9)]],
+    [
+        [(60, 0, 2), (64, 0, 2), (67, 0, 2)],
+        [(72, 0, 3), (60, 1, 3), (76, 2, 3)],
+        [(60, 0, 2), (60, 2, 4)],
+        [(60, 0, 1), (62, 2, 3), (50, 2, 9)],
+    ],
 )
 def test_to_note_sequence_rebuilds_the_notes(notes) -> None:
     events = only_events(seq(notes))
     out = P.to_note_sequence(np.array(events), {})
-    got = sorted((n.pitch, round(n.start_time / STEP), round(n.end_time / STEP))
-                 for n in out.notes)
+    got = sorted((n.pitch, round(n.start_time / STEP), round(n.end_time / STEP)) for n in out.notes)
     assert got == sorted(notes)
     assert only_events(out) == events  # and it extracts back to the same events
 
@@ -173,8 +202,9 @@ def test_to_note_sequence_rebuilds_the_notes(notes) -> None:
 def test_to_note_sequence_tolerates_sampled_output() -> None:
     # no STEP_END before END, stray START, a CONTINUED of a silent pitch: notes still close
     out = P.to_note_sequence(np.array([S, N(60), SE, C(60), C(70), S, N(64), E]), {})
-    assert sorted((n.pitch, round(n.start_time / STEP), round(n.end_time / STEP))
-                  for n in out.notes) == [(60, 0, 2), (64, 1, 2)]
+    assert sorted(
+        (n.pitch, round(n.start_time / STEP), round(n.end_time / STEP)) for n in out.notes
+    ) == [(60, 0, 2), (64, 1, 2)]
     with pytest.raises(ValueError, match=r"outside 0\.\.258"):
         P.to_note_sequence(np.array([S, 259]), {})
 
@@ -185,8 +215,13 @@ def test_variant_matches_magenta() -> None:
     assert isinstance(v.encoding, Encoding)
     assert (v.encoding.input_size, v.encoding.num_classes) == (259, 259)
     h = v.hparams
-    assert (h.batch_size, h.rnn_layer_sizes, h.dropout_keep_prob, h.clip_norm,
-            h.learning_rate) == (64, (256, 256, 256), 0.5, 5.0, 1e-3)
+    assert (h.batch_size, h.rnn_layer_sizes, h.dropout_keep_prob, h.clip_norm, h.learning_rate) == (
+        64,
+        (256, 256, 256),
+        0.5,
+        5.0,
+        1e-3,
+    )
 
 
 def test_encoding_follows_the_training_contract() -> None:
@@ -234,8 +269,9 @@ def test_prepare_primer_with_conditioning_reinjects_after_the_primer() -> None:
     assert primer.inject_start_step == 4
     assert primer.to_inject(primer.events).tolist() == [N(64), N(60)]
     assert primer.to_inject(primer.events[:-1]).tolist() == []
-    off = P.prepare_primer(P.primer_from_pitches([60]), condition_on_primer=True,
-                           inject_primer_during_generation=False)
+    off = P.prepare_primer(
+        P.primer_from_pitches([60]), condition_on_primer=True, inject_primer_during_generation=False
+    )
     assert off.to_inject(off.events).tolist() == []
 
 
@@ -244,7 +280,7 @@ def test_scale_mask() -> None:
     assert c_major.dtype == torch.bool and c_major.shape == (259,)
     assert c_major[[S, E, SE, N(60), N(62), C(61)]].all()
     assert not c_major[N(61)] and not c_major[N(66)]
-    assert int(c_major[P.NEW_NOTE:P.CONTINUED_NOTE].sum()) == 75  # white keys of 0..127
+    assert int(c_major[P.NEW_NOTE : P.CONTINUED_NOTE].sum()) == 75  # white keys of 0..127
     strict = P.scale_mask([0], mask_continued=True)
     assert not strict[C(61)] and strict[C(60)]
     with pytest.raises(ValueError, match=r"0\.\.11"):

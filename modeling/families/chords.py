@@ -241,6 +241,7 @@ RESPELLED_ABC = "chord_symbols_respelled"
 RESPELLED_MUSIC21 = "chord_symbols_music21"
 """Counter: chord symbols note-seq refuses, named from music21's reading of them."""
 
+
 def _note_seq_accepts(figure: str) -> bool:
     """Whether extraction can use ``figure``: note-seq parses and transposes it."""
     try:

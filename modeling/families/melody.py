@@ -81,7 +81,8 @@ def _check_fields(cls: type, params: Mapping[str, Any]) -> None:
     bad = sorted(set(params) - valid)
     if bad:
         raise ValueError(
-            f"unknown {cls.__name__} field(s) {', '.join(bad)}; valid: {', '.join(sorted(valid))}")
+            f"unknown {cls.__name__} field(s) {', '.join(bad)}; valid: {', '.join(sorted(valid))}"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ class MelodyExtractConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_note < self.max_note <= 128:
-            raise ValueError(f"need 0 <= min_note < max_note <= 128, got {self.min_note}, "
-                             f"{self.max_note}")
+            raise ValueError(
+                f"need 0 <= min_note < max_note <= 128, got {self.min_note}, {self.max_note}"
+            )
         if self.max_note - self.min_note < 12:
             raise ValueError("max_note - min_note must be >= 12 (melodies are octave-folded)")
         if self.transpose_to_key is not None and not 0 <= self.transpose_to_key <= 11:
@@ -167,9 +169,9 @@ _QUANTIZE_ERRORS: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
-def quantized_parts(ns: music_pb2.NoteSequence, steps_per_quarter: int,
-                    split_on_time_changes: bool = True
-                    ) -> Iterator[music_pb2.NoteSequence | Dropped]:
+def quantized_parts(
+    ns: music_pb2.NoteSequence, steps_per_quarter: int, split_on_time_changes: bool = True
+) -> Iterator[music_pb2.NoteSequence | Dropped]:
     """Magenta's TimeChangeSplitter + Quantizer: quantised pieces, or Dropped per bad piece."""
     if split_on_time_changes:
         parts = sequences_lib.split_note_sequence_on_time_changes(ns)
@@ -198,8 +200,9 @@ def separate_part_tracks(qns: music_pb2.NoteSequence) -> music_pb2.NoteSequence:
     return out
 
 
-def extract_melodies(qns: music_pb2.NoteSequence, cfg: MelodyExtractConfig
-                     ) -> Iterator[melodies_lib.Melody | Dropped]:
+def extract_melodies(
+    qns: music_pb2.NoteSequence, cfg: MelodyExtractConfig
+) -> Iterator[melodies_lib.Melody | Dropped]:
     """Magenta's ``extract_melodies``: every monophonic melody of every instrument, filtered.
 
     Counters keep Magenta's stat names: polyphonic_tracks_discarded,
@@ -219,9 +222,14 @@ def extract_melodies(qns: music_pb2.NoteSequence, cfg: MelodyExtractConfig
             melody = melodies_lib.Melody()
             try:
                 melody.from_quantized_sequence(
-                    qns, search_start_step=start, instrument=instrument, gap_bars=cfg.gap_bars,
-                    ignore_polyphonic_notes=cfg.ignore_polyphonic_notes, pad_end=cfg.pad_end,
-                    filter_drums=cfg.filter_drums)
+                    qns,
+                    search_start_step=start,
+                    instrument=instrument,
+                    gap_bars=cfg.gap_bars,
+                    ignore_polyphonic_notes=cfg.ignore_polyphonic_notes,
+                    pad_end=cfg.pad_end,
+                    filter_drums=cfg.filter_drums,
+                )
             except melodies_lib.PolyphonicMelodyError:
                 yield Dropped("polyphonic_tracks_discarded")
                 break
@@ -250,8 +258,9 @@ def extract_melodies(qns: music_pb2.NoteSequence, cfg: MelodyExtractConfig
             yield melody
 
 
-def melody_events_to_indices(events: Sequence[int], min_note: int = 48, max_note: int = 84
-                             ) -> np.ndarray:
+def melody_events_to_indices(
+    events: Sequence[int], min_note: int = 48, max_note: int = 84
+) -> np.ndarray:
     """Magenta melody events (-2 no event, -1 note off, else MIDI pitch) -> stored indices.
 
     Raises one ValueError naming the first event outside the vocabulary and its position.
@@ -260,14 +269,15 @@ def melody_events_to_indices(events: Sequence[int], min_note: int = 48, max_note
     bad = (ev < MELODY_NO_EVENT) | ((ev >= 0) & ((ev < min_note) | (ev >= max_note)))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"melody event {int(ev[i])} at position {i} is outside "
-                         f"{event_space_name(min_note, max_note)} (-2, -1 or a pitch in "
-                         f"[{min_note}, {max_note}))")
+        raise ValueError(
+            f"melody event {int(ev[i])} at position {i} is outside "
+            f"{event_space_name(min_note, max_note)} (-2, -1 or a pitch in "
+            f"[{min_note}, {max_note}))"
+        )
     return np.where(ev < 0, ev + NUM_SPECIAL, ev - min_note + NUM_SPECIAL).astype(np.int16)
 
 
-def indices_to_melody_events(indices: Sequence[int] | np.ndarray, min_note: int = 48
-                             ) -> list[int]:
+def indices_to_melody_events(indices: Sequence[int] | np.ndarray, min_note: int = 48) -> list[int]:
     """Stored indices -> Magenta melody events (inverse of :func:`melody_events_to_indices`)."""
     idx = np.asarray(indices, dtype=np.int64)
     if idx.size and idx.min() < 0:
@@ -289,8 +299,12 @@ def _as_config(cfg: Any, cls: type) -> Any:
     raise TypeError(f"expected {cls.__name__} or a mapping, got {type(cfg).__name__}")
 
 
-def extract(ns: music_pb2.NoteSequence, cfg: MelodyExtractConfig | Mapping[str, Any] | None = None,
-            *, augment: bool = False) -> Iterator[Extracted | Dropped]:
+def extract(
+    ns: music_pb2.NoteSequence,
+    cfg: MelodyExtractConfig | Mapping[str, Any] | None = None,
+    *,
+    augment: bool = False,
+) -> Iterator[Extracted | Dropped]:
     """Melodies of one NoteSequence, squashed into [min_note, max_note) and key-normalised.
 
     ``augment`` is accepted for the Family protocol and ignored: Magenta's melody sets use no
@@ -352,13 +366,20 @@ def _check_events(events: torch.Tensor, num_classes: int) -> torch.Tensor:
         raise ValueError(f"events must be (B, T), got shape {tuple(events.shape)}")
     events = events.long()
     if events.numel() and (events.min() < 0 or events.max() >= num_classes):
-        raise ValueError(f"event index out of range [0, {num_classes}): "
-                         f"min {int(events.min())}, max {int(events.max())}")
+        raise ValueError(
+            f"event index out of range [0, {num_classes}): "
+            f"min {int(events.min())}, max {int(events.max())}"
+        )
     return events
 
 
-def _lookback_decode(labels: torch.Tensor, events: torch.Tensor, first_repeat_class: int,
-                     distances: Sequence[int], plain: torch.Tensor) -> torch.Tensor:
+def _lookback_decode(
+    labels: torch.Tensor,
+    events: torch.Tensor,
+    first_repeat_class: int,
+    distances: Sequence[int],
+    plain: torch.Tensor,
+) -> torch.Tensor:
     """Resolve "repeat d steps ago" classes against history ``events`` (B, T)."""
     out = plain
     t = events.shape[-1]
@@ -472,8 +493,17 @@ class KeyMelody:
 
     @property
     def input_size(self) -> int:
-        return (self.note_range + 2 + 1 + 1 + len(self.lookback_distances)
-                + self.binary_counter_bits + 1 + 12 + 12)
+        return (
+            self.note_range
+            + 2
+            + 1
+            + 1
+            + len(self.lookback_distances)
+            + self.binary_counter_bits
+            + 1
+            + 12
+            + 12
+        )
 
     @property
     def num_classes(self) -> int:
@@ -505,11 +535,13 @@ class KeyMelody:
         # Ascending: sign of the last non-zero interval between consecutive note-ons.
         last_on = _last_index(is_pitch)
         prev_on = _shift_right(last_on, 1, -1)
-        interval = torch.where(is_pitch & (prev_on >= 0), pitch - _gather(pitch, prev_on),
-                               torch.zeros_like(pitch))
+        interval = torch.where(
+            is_pitch & (prev_on >= 0), pitch - _gather(pitch, prev_on), torch.zeros_like(pitch)
+        )
         last_move = _last_index(interval != 0)
-        ascending = torch.where(last_move >= 0, _gather(interval, last_move).sign(),
-                                torch.zeros_like(interval))
+        ascending = torch.where(
+            last_move >= 0, _gather(interval, last_move).sign(), torch.zeros_like(interval)
+        )
 
         repeats = _repeat_flags(ev, self.lookback_distances)
         counter = _binary_counter((pos + 1).expand(b, t), self.binary_counter_bits)
@@ -528,27 +560,32 @@ class KeyMelody:
         top_pos, top_rel = last_seen.topk(min(3, r), dim=-1)
         recent_pc = (top_rel + self.min_note) % 12
         recent_hist = torch.zeros(b, t, 12, device=dev).scatter_add_(
-            -1, recent_pc, (top_pos >= 0).float())
+            -1, recent_pc, (top_pos >= 0).float()
+        )
         recent_keys = _max_mask(recent_hist @ keys)
 
-        return torch.cat([
-            note_cols,
-            playing.float().unsqueeze(-1),
-            (~playing).float().unsqueeze(-1),
-            attack.float().unsqueeze(-1),
-            ascending.float().unsqueeze(-1),
-            *(f.float().unsqueeze(-1) for f in repeats),
-            counter,
-            bar_start.float().unsqueeze(-1),
-            all_keys,
-            recent_keys,
-        ], dim=-1)
+        return torch.cat(
+            [
+                note_cols,
+                playing.float().unsqueeze(-1),
+                (~playing).float().unsqueeze(-1),
+                attack.float().unsqueeze(-1),
+                ascending.float().unsqueeze(-1),
+                *(f.float().unsqueeze(-1) for f in repeats),
+                counter,
+                bar_start.float().unsqueeze(-1),
+                all_keys,
+                recent_keys,
+            ],
+            dim=-1,
+        )
 
     def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
         r = self.note_range
         ev = _check_events(events, r + NUM_SPECIAL)
-        lab = torch.where(ev >= NUM_SPECIAL, ev - NUM_SPECIAL,
-                          torch.where(ev == NOTE_OFF_INDEX, r + 1, r))
+        lab = torch.where(
+            ev >= NUM_SPECIAL, ev - NUM_SPECIAL, torch.where(ev == NOTE_OFF_INDEX, r + 1, r)
+        )
         for i, rep in enumerate(_repeat_flags(ev, self.lookback_distances)):
             lab = torch.where(rep, r + NUM_SPECIAL + i, lab)
         if self.lookback_distances:
@@ -563,15 +600,21 @@ class KeyMelody:
     def decode_label(self, labels: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
         r = self.note_range
         labels = labels.long()
-        plain = torch.where(labels < r, labels + NUM_SPECIAL,
-                            torch.where(labels == r + 1, NOTE_OFF_INDEX, NO_EVENT_INDEX))
+        plain = torch.where(
+            labels < r,
+            labels + NUM_SPECIAL,
+            torch.where(labels == r + 1, NOTE_OFF_INDEX, NO_EVENT_INDEX),
+        )
         return _lookback_decode(labels, events, r + NUM_SPECIAL, self.lookback_distances, plain)
 
 
 def melody_onehot(min_note: int = 48, max_note: int = 84) -> OneHot:
     """note-seq ``OneHotEventSequenceEncoderDecoder(MelodyOneHotEncoding(min, max))``."""
-    return OneHot(name="onehot", event_space=event_space_name(min_note, max_note),
-                  num_classes=max_note - min_note + NUM_SPECIAL)
+    return OneHot(
+        name="onehot",
+        event_space=event_space_name(min_note, max_note),
+        num_classes=max_note - min_note + NUM_SPECIAL,
+    )
 
 
 def class_pitches(encoding: Encoding) -> np.ndarray:
@@ -588,7 +631,7 @@ def class_pitches(encoding: Encoding) -> np.ndarray:
         out[: encoding.note_range] = np.arange(encoding.min_note, encoding.max_note)
         return out
     lo, hi = parse_event_space(encoding.event_space)
-    out[NUM_SPECIAL: NUM_SPECIAL + hi - lo] = np.arange(lo, hi)
+    out[NUM_SPECIAL : NUM_SPECIAL + hi - lo] = np.arange(lo, hi)
     return out
 
 
@@ -596,33 +639,53 @@ def class_pitches(encoding: Encoding) -> np.ndarray:
 # Variants (Magenta's melody_rnn_model.default_configs, plus edm_rnn)
 # --------------------------------------------------------------------------------------------
 
-_MELODY_HPARAMS = HParams(batch_size=128, rnn_layer_sizes=(128, 128), dropout_keep_prob=0.5,
-                          clip_norm=5.0, learning_rate=1e-3)
+_MELODY_HPARAMS = HParams(
+    batch_size=128,
+    rnn_layer_sizes=(128, 128),
+    dropout_keep_prob=0.5,
+    clip_norm=5.0,
+    learning_rate=1e-3,
+)
 _ATTENTION_HPARAMS = _MELODY_HPARAMS.override(attn_length=40, clip_norm=3.0)
 
 VARIANTS: dict[str, VariantConfig] = {
     "basic_rnn": VariantConfig(
-        name="basic_rnn", family=NAME, encoding=melody_onehot(48, 84),
+        name="basic_rnn",
+        family=NAME,
+        encoding=melody_onehot(48, 84),
         hparams=_MELODY_HPARAMS,
-        description="Melody RNN with one-hot encoding (pitches 48-83, transposed to C)."),
+        description="Melody RNN with one-hot encoding (pitches 48-83, transposed to C).",
+    ),
     "mono_rnn": VariantConfig(
-        name="mono_rnn", family=NAME, encoding=melody_onehot(0, 128),
+        name="mono_rnn",
+        family=NAME,
+        encoding=melody_onehot(0, 128),
         hparams=_MELODY_HPARAMS,
         description="Monophonic RNN with one-hot encoding over the full MIDI range, no key "
-                    "transposition (extract with MONO_EXTRACT)."),
+        "transposition (extract with MONO_EXTRACT).",
+    ),
     "lookback_rnn": VariantConfig(
-        name="lookback_rnn", family=NAME, encoding=MelodyLookback(),
+        name="lookback_rnn",
+        family=NAME,
+        encoding=MelodyLookback(),
         hparams=_MELODY_HPARAMS,
-        description="Melody RNN with lookback encoding (1- and 2-bar repeats, 5-bit counter)."),
+        description="Melody RNN with lookback encoding (1- and 2-bar repeats, 5-bit counter).",
+    ),
     "attention_rnn": VariantConfig(
-        name="attention_rnn", family=NAME, encoding=KeyMelody(),
+        name="attention_rnn",
+        family=NAME,
+        encoding=KeyMelody(),
         hparams=_ATTENTION_HPARAMS,
-        description="Melody RNN with key-melody encoding and attention over the last 40 steps."),
+        description="Melody RNN with key-melody encoding and attention over the last 40 steps.",
+    ),
     "edm_rnn": VariantConfig(
-        name="edm_rnn", family=NAME, encoding=KeyMelody(),
+        name="edm_rnn",
+        family=NAME,
+        encoding=KeyMelody(),
         hparams=_ATTENTION_HPARAMS,
         description="attention_rnn's encoding and hparams for EDM melodies; the EDM set is "
-                    "fine-tuned from an attention_rnn checkpoint (same event space)."),
+        "fine-tuned from an attention_rnn checkpoint (same event space).",
+    ),
 }
 
 
@@ -631,24 +694,34 @@ VARIANTS: dict[str, VariantConfig] = {
 # --------------------------------------------------------------------------------------------
 
 
-def indices_to_melody(events: Sequence[int] | np.ndarray, space: str = "melody:48-84",
-                      steps_per_quarter: int = 4) -> melodies_lib.Melody:
+def indices_to_melody(
+    events: Sequence[int] | np.ndarray, space: str = "melody:48-84", steps_per_quarter: int = 4
+) -> melodies_lib.Melody:
     """Stored indices -> note-seq Melody (4/4 bars, like every Magenta melody model)."""
     lo, hi = parse_event_space(space)
     idx = np.asarray(events, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= hi - lo + NUM_SPECIAL):
         raise ValueError(
-            f"event index out of range for {space}: {int(idx.min())}..{int(idx.max())}")
-    return melodies_lib.Melody(indices_to_melody_events(idx, lo),
-                               steps_per_quarter=steps_per_quarter,
-                               steps_per_bar=4 * steps_per_quarter)
+            f"event index out of range for {space}: {int(idx.min())}..{int(idx.max())}"
+        )
+    return melodies_lib.Melody(
+        indices_to_melody_events(idx, lo),
+        steps_per_quarter=steps_per_quarter,
+        steps_per_bar=4 * steps_per_quarter,
+    )
 
 
-def to_note_sequence(events: Sequence[int] | np.ndarray,
-                     cond: Mapping[str, np.ndarray] | None = None, *, qpm: float = 120.0,
-                     event_space: str = "melody:48-84", velocity: int = 100, program: int = 0,
-                     instrument: int = 0,
-                     **kw: Any) -> music_pb2.NoteSequence:
+def to_note_sequence(
+    events: Sequence[int] | np.ndarray,
+    cond: Mapping[str, np.ndarray] | None = None,
+    *,
+    qpm: float = 120.0,
+    event_space: str = "melody:48-84",
+    velocity: int = 100,
+    program: int = 0,
+    instrument: int = 0,
+    **kw: Any,
+) -> music_pb2.NoteSequence:
     """Decode stored melody indices with note-seq's ``Melody.to_sequence``."""
     if kw:
         raise TypeError(f"unexpected keyword(s) {', '.join(sorted(kw))}")

@@ -20,7 +20,6 @@ else:
     F = lazy_import("torch.nn.functional", globals(), "F")
 
 
-
 @dataclass(frozen=True)
 class OneHot:
     """One-hot inputs and identity labels over ``num_classes`` stored event indices."""

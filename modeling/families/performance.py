@@ -113,8 +113,10 @@ def event_space(cfg: PerformanceExtractConfig) -> str:
 # Extraction
 # --------------------------------------------------------------------------------------------
 
-def select_instruments(ns: music_pb2.NoteSequence, names: Iterable[str]
-                       ) -> music_pb2.NoteSequence | None:
+
+def select_instruments(
+    ns: music_pb2.NoteSequence, names: Iterable[str]
+) -> music_pb2.NoteSequence | None:
     """Only the notes / control changes of tracks whose name is in ``names`` (case-insensitive).
 
     ``names`` empty returns ``ns`` itself; no matching track returns None. ``total_time`` becomes
@@ -145,11 +147,11 @@ def _instrument_ids(ns: music_pb2.NoteSequence, names: Iterable[str]) -> set[int
     return {i.instrument for i in ns.instrument_infos if i.name.strip().casefold() in wanted}
 
 
-def performance_indices(performance: performance_lib.BasePerformance,
-                        encoding: PerformanceOneHotEncoding) -> np.ndarray:
+def performance_indices(
+    performance: performance_lib.BasePerformance, encoding: PerformanceOneHotEncoding
+) -> np.ndarray:
     """note-seq events -> stored int16 indices, via note-seq's own one-hot encoding."""
-    return np.fromiter((encoding.encode_event(e) for e in performance), np.int16,
-                       len(performance))
+    return np.fromiter((encoding.encode_event(e) for e in performance), np.int16, len(performance))
 
 
 def _transposed(qns: music_pb2.NoteSequence, amount: int) -> music_pb2.NoteSequence:
@@ -199,20 +201,26 @@ def extract(
     if not selected.notes:
         yield Dropped("performances_discarded_empty")
         return
-    base = sequences_lib.apply_sustain_control_changes(selected) if cfg.apply_sustain \
-        else selected
+    base = sequences_lib.apply_sustain_control_changes(selected) if cfg.apply_sustain else selected
     encoding = PerformanceOneHotEncoding(num_velocity_bins=cfg.num_velocity_bins)
     for stretch in stretches:
         stretched = base if stretch == 1.0 else sequences_lib.stretch_note_sequence(base, stretch)
-        chunks = (sequences_lib.split_note_sequence(stretched, cfg.split_hop_seconds)
-                  if cfg.split_hop_seconds > 0 else [stretched])
+        chunks = (
+            sequences_lib.split_note_sequence(stretched, cfg.split_hop_seconds)
+            if cfg.split_hop_seconds > 0
+            else [stretched]
+        )
         for chunk in chunks:
             yield from _extract_chunk(chunk, cfg, encoding, float(stretch), amounts)
 
 
-def _extract_chunk(chunk: music_pb2.NoteSequence, cfg: PerformanceExtractConfig,
-                   encoding: PerformanceOneHotEncoding, stretch: float,
-                   amounts: Sequence[int]) -> Iterator[Extracted | Dropped]:
+def _extract_chunk(
+    chunk: music_pb2.NoteSequence,
+    cfg: PerformanceExtractConfig,
+    encoding: PerformanceOneHotEncoding,
+    stretch: float,
+    amounts: Sequence[int],
+) -> Iterator[Extracted | Dropped]:
     try:
         qns = sequences_lib.quantize_note_sequence_absolute(chunk, cfg.steps_per_second)
     except sequences_lib.NegativeTimeError:
@@ -235,15 +243,17 @@ def _extract_chunk(chunk: music_pb2.NoteSequence, cfg: PerformanceExtractConfig,
     has_drums = any(n.is_drum for n in qns.notes)
     is_note = events < TIME_SHIFT
     for amount in amounts:
-        if pitches.size and (pitches.min() + amount < cfg.min_pitch
-                             or pitches.max() + amount > cfg.max_pitch):
+        if pitches.size and (
+            pitches.min() + amount < cfg.min_pitch or pitches.max() + amount > cfg.max_pitch
+        ):
             yield Dropped("skipped_due_to_range_exceeded")
             continue
         if amount == 0:
             moved = events
         elif has_drums:  # drums keep their pitch, which can reorder events: rebuild fully
-            p = performance_lib.Performance(_transposed(qns, amount),
-                                            num_velocity_bins=cfg.num_velocity_bins)
+            p = performance_lib.Performance(
+                _transposed(qns, amount), num_velocity_bins=cfg.num_velocity_bins
+            )
             p.truncate(cfg.max_events)
             moved = performance_indices(p, encoding)
         else:  # same order, shifted pitches: NOTE_ON/OFF indices move by `amount`
@@ -275,8 +285,10 @@ class _Chunk:
 
 def _note_arrays(ns: music_pb2.NoteSequence) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) float64 and (pitch, velocity, program, is_drum, instrument) int64 rows."""
-    rows = [(n.start_time, n.end_time, n.pitch, n.velocity, n.program, n.is_drum, n.instrument)
-            for n in ns.notes]
+    rows = [
+        (n.start_time, n.end_time, n.pitch, n.velocity, n.program, n.is_drum, n.instrument)
+        for n in ns.notes
+    ]
     times = np.array([r[:2] for r in rows], np.float64).reshape(-1, 2)
     return times, np.array([r[2:] for r in rows], np.int64).reshape(-1, 5)
 
@@ -298,8 +310,9 @@ class _Notes:
     total_time: float
 
     @classmethod
-    def of(cls, ns: music_pb2.NoteSequence, cfg: PerformanceExtractConfig
-           ) -> _Notes | Dropped | None:
+    def of(
+        cls, ns: music_pb2.NoteSequence, cfg: PerformanceExtractConfig
+    ) -> _Notes | Dropped | None:
         """``select_instruments`` + ``apply_sustain_control_changes`` of ``ns`` as arrays.
 
         A :class:`Dropped` where the note-seq path drops the whole sequence; None where the
@@ -313,13 +326,15 @@ class _Notes:
         if ids is not None and not ids:
             return Dropped("performances_discarded_no_matching_instrument")
         times, ints = _note_arrays(ns)
-        ccs = [(c.time, c.control_number, c.control_value, c.instrument)
-               for c in ns.control_changes]
+        ccs = [
+            (c.time, c.control_number, c.control_value, c.instrument) for c in ns.control_changes
+        ]
         cc_time = np.array([c[0] for c in ccs], np.float64)
         cc_ints = np.array([c[1:] for c in ccs], np.int64).reshape(-1, 3)
         other = np.array([a.time for a in ns.text_annotations], np.float64)
-        if not (np.isfinite(times).all() and np.isfinite(cc_time).all()
-                and np.isfinite(other).all()):
+        if not (
+            np.isfinite(times).all() and np.isfinite(cc_time).all() and np.isfinite(other).all()
+        ):
             return None
         total = float(ns.total_time)
         if ids is not None:
@@ -333,16 +348,26 @@ class _Notes:
         pitch, velocity = ints[:, 0], ints[:, 1]
         if pitch.min() < constants.MIN_MIDI_PITCH or pitch.max() > constants.MAX_MIDI_PITCH:
             return None
-        if cfg.num_velocity_bins and (velocity.min() < constants.MIN_MIDI_VELOCITY
-                                      or velocity.max() > constants.MAX_MIDI_VELOCITY):
+        if cfg.num_velocity_bins and (
+            velocity.min() < constants.MIN_MIDI_VELOCITY
+            or velocity.max() > constants.MAX_MIDI_VELOCITY
+        ):
             return None
-        notes = cls(start=times[:, 0], end=times[:, 1], pitch=pitch, velocity=velocity,
-                    program=ints[:, 2], is_drum=ints[:, 3].astype(bool), total_time=total)
+        notes = cls(
+            start=times[:, 0],
+            end=times[:, 1],
+            pitch=pitch,
+            velocity=velocity,
+            program=ints[:, 2],
+            is_drum=ints[:, 3].astype(bool),
+            total_time=total,
+        )
         if not cfg.apply_sustain:
             return notes
         sustain = cc_ints[:, 0] == 64
-        sustained = notes._sustained(ints[:, 4], cc_time[sustain], cc_ints[sustain, 1],
-                                     cc_ints[sustain, 2])
+        sustained = notes._sustained(
+            ints[:, 4], cc_time[sustain], cc_ints[sustain, 1], cc_ints[sustain, 2]
+        )
         if sustained is not None:
             return sustained
         # note-seq's own sustain on the selected tracks; the rest stays on arrays
@@ -350,12 +375,23 @@ class _Notes:
         assert selected is not None  # the same tracks were found above
         base = sequences_lib.apply_sustain_control_changes(selected)
         times, ints = _note_arrays(base)
-        return cls(start=times[:, 0], end=times[:, 1], pitch=ints[:, 0], velocity=ints[:, 1],
-                   program=ints[:, 2], is_drum=ints[:, 3].astype(bool),
-                   total_time=float(base.total_time))
+        return cls(
+            start=times[:, 0],
+            end=times[:, 1],
+            pitch=ints[:, 0],
+            velocity=ints[:, 1],
+            program=ints[:, 2],
+            is_drum=ints[:, 3].astype(bool),
+            total_time=float(base.total_time),
+        )
 
-    def _sustained(self, instrument: np.ndarray, cc_time: np.ndarray, cc_value: np.ndarray,
-                   cc_instrument: np.ndarray) -> _Notes | None:
+    def _sustained(
+        self,
+        instrument: np.ndarray,
+        cc_time: np.ndarray,
+        cc_value: np.ndarray,
+        cc_instrument: np.ndarray,
+    ) -> _Notes | None:
         """note-seq's ``apply_sustain_control_changes`` (pedal = control 64), per note at once.
 
         note-seq walks events sorted by (time, sustain on < off < note on < off). A pitched note
@@ -395,7 +431,7 @@ class _Notes:
             is_pedal = kind_s[at] <= 1
             last = np.maximum.accumulate(np.where(is_pedal, np.arange(len(at)), -1))
             down[at] = (last >= 0) & (kind_s[at][np.maximum(last, 0)] == 0)
-        on_pos, off_pos = pos[:m], pos[m:2 * m]
+        on_pos, off_pos = pos[:m], pos[m : 2 * m]
         never = n_ev  # a position after every event
         # rule 1: own offset after the onset, pedal up
         cand1 = np.where((off_pos > on_pos) & ~down[off_pos], off_pos, never)
@@ -407,8 +443,10 @@ class _Notes:
             mine = np.flatnonzero(inst == u)
             ups = np.flatnonzero((kind_s == 1) & (inst_s == u))
             if len(ups):
-                k = np.maximum(np.searchsorted(ups, on_pos[mine], side="right"),
-                               np.searchsorted(t[order][ups], end[mine], side="right"))
+                k = np.maximum(
+                    np.searchsorted(ups, on_pos[mine], side="right"),
+                    np.searchsorted(t[order][ups], end[mine], side="right"),
+                )
                 cand2[mine] = np.where(k < len(ups), ups[np.minimum(k, len(ups) - 1)], never)
             sounding = mine[down[on_pos[mine]]]  # onsets that end same-pitch notes
             if len(sounding):
@@ -437,9 +475,15 @@ class _Notes:
         ends[pitched] = new_end
         keep = np.ones(len(self.pitch), bool)
         keep[pitched[by_onset & (start == new_end)]] = False
-        return _Notes(start=self.start[keep], end=ends[keep], pitch=self.pitch[keep],
-                      velocity=self.velocity[keep], program=self.program[keep],
-                      is_drum=self.is_drum[keep], total_time=total)
+        return _Notes(
+            start=self.start[keep],
+            end=ends[keep],
+            pitch=self.pitch[keep],
+            velocity=self.velocity[keep],
+            program=self.program[keep],
+            is_drum=self.is_drum[keep],
+            total_time=total,
+        )
 
     def chunks(self, stretch: float, cfg: PerformanceExtractConfig) -> list[_Chunk]:
         """``stretch_note_sequence`` + ``split_note_sequence`` + quantisation, as arrays."""
@@ -459,8 +503,10 @@ class _Notes:
         n_chunks = len(splits) - 1
         first = np.searchsorted(which, np.arange(n_chunks + 1), side="left")
         rel_start = s - bounds[np.clip(which, 0, n_chunks)]
-        rel_end = np.minimum(end[order], bounds[np.clip(which + 1, 0, n_chunks)]) \
+        rel_end = (
+            np.minimum(end[order], bounds[np.clip(which + 1, 0, n_chunks)])
             - bounds[np.clip(which, 0, n_chunks)]
+        )
         sps = cfg.steps_per_second  # quantize_to_step: int(seconds * sps + (1 - 0.5))
         q_start = (rel_start * sps + (1 - sequences_lib.QUANTIZE_CUTOFF)).astype(np.int64)
         q_end = (rel_end * sps + (1 - sequences_lib.QUANTIZE_CUTOFF)).astype(np.int64)
@@ -470,9 +516,17 @@ class _Notes:
         out = []
         for c in range(n_chunks):
             sl = slice(first[c], first[c + 1])
-            out.append(_Chunk(start=rel_start[sl], q_start=q_start[sl], q_end=q_end[sl],
-                              pitch=pitch[sl], velocity=velocity[sl], program=program[sl],
-                              is_drum=is_drum[sl]))
+            out.append(
+                _Chunk(
+                    start=rel_start[sl],
+                    q_start=q_start[sl],
+                    q_end=q_end[sl],
+                    pitch=pitch[sl],
+                    velocity=velocity[sl],
+                    program=program[sl],
+                    is_drum=is_drum[sl],
+                )
+            )
         return out
 
 
@@ -505,8 +559,9 @@ def performance_events(
     gap[1:] -= steps[:-1]
     n_shift = (gap + max_shift_steps - 1) // max_shift_steps
     if num_velocity_bins:
-        size = math.ceil((constants.MAX_MIDI_VELOCITY - constants.MIN_MIDI_VELOCITY + 1)
-                         / num_velocity_bins)
+        size = math.ceil(
+            (constants.MAX_MIDI_VELOCITY - constants.MIN_MIDI_VELOCITY + 1) / num_velocity_bins
+        )
         vbin = (velocity[order][note] - constants.MIN_MIDI_VELOCITY) // size + 1
         on_bins = vbin[~is_off]
         changed = on_bins != np.concatenate([[0], on_bins[:-1]])
@@ -531,8 +586,9 @@ def performance_events(
     return out
 
 
-def _extract_chunk_fast(chunk: _Chunk, cfg: PerformanceExtractConfig, stretch: float,
-                        amounts: Sequence[int]) -> Iterator[Extracted | Dropped]:
+def _extract_chunk_fast(
+    chunk: _Chunk, cfg: PerformanceExtractConfig, stretch: float, amounts: Sequence[int]
+) -> Iterator[Extracted | Dropped]:
     """:func:`_extract_chunk` on a :class:`_Chunk`: the same yields in the same order."""
     if chunk.q_start.size and (chunk.q_start.min() < 0 or chunk.q_end.min() < 0):
         yield Dropped("sequences_discarded_because_negative_time")
@@ -542,12 +598,13 @@ def _extract_chunk_fast(chunk: _Chunk, cfg: PerformanceExtractConfig, stretch: f
         return
 
     def events_for(pitch: np.ndarray) -> np.ndarray:
-        return performance_events(chunk.start, chunk.q_start, chunk.q_end, pitch,
-                                  chunk.velocity, cfg.num_velocity_bins)
+        return performance_events(
+            chunk.start, chunk.q_start, chunk.q_end, pitch, chunk.velocity, cfg.num_velocity_bins
+        )
 
     full = events_for(chunk.pitch)
     if len(full) > cfg.max_events:
-        full = full[:cfg.max_events]
+        full = full[: cfg.max_events]
         truncated = True
     else:
         truncated = False
@@ -569,7 +626,7 @@ def _extract_chunk_fast(chunk: _Chunk, cfg: PerformanceExtractConfig, stretch: f
             moved = events
         elif has_drums:  # drums keep their pitch, which can reorder events: rebuild fully
             moved_pitch = np.where(chunk.is_drum, chunk.pitch, chunk.pitch + amount)
-            moved = events_for(moved_pitch)[:cfg.max_events].astype(np.int16)
+            moved = events_for(moved_pitch)[: cfg.max_events].astype(np.int16)
         else:  # same order, shifted pitches: NOTE_ON/OFF indices move by `amount`
             moved = np.where(is_note, events + amount, events).astype(np.int16)
         yield Extracted(events=moved, transposition=int(amount), stretch=stretch)
@@ -579,6 +636,7 @@ def _extract_chunk_fast(chunk: _Chunk, cfg: PerformanceExtractConfig, stretch: f
 # Vectorised event arithmetic (time, controls)
 # --------------------------------------------------------------------------------------------
 
+
 def shift_steps(events: torch.Tensor) -> torch.Tensor:
     """Steps each event moves the clock (B, T) long: the TIME_SHIFT amount, else 0."""
     events = events.long()
@@ -586,8 +644,7 @@ def shift_steps(events: torch.Tensor) -> torch.Tensor:
     return torch.where(is_shift, events - (TIME_SHIFT - 1), torch.zeros_like(events))
 
 
-def event_seconds(events: torch.Tensor, steps_per_second: int = STEPS_PER_SECOND
-                  ) -> torch.Tensor:
+def event_seconds(events: torch.Tensor, steps_per_second: int = STEPS_PER_SECOND) -> torch.Tensor:
     """Seconds of music each event covers (B, T) float: TIME_SHIFT s -> s / 100, others 0.
 
     Loss per second of music = sum of label losses / sum of ``event_seconds`` of the labels.
@@ -650,8 +707,11 @@ def note_density(
     ons = F.pad(torch.cumsum((events < NOTE_OFF).long(), dim=1), (1, 0))
     count = ons.gather(1, ends) - ons[:, :-1]
     span = torch.clamp(clock[:, -1:] - clock[:, :-1], max=window)
-    density = torch.where(span > 0, (count * steps_per_second).double() / span.clamp(min=1),
-                          torch.zeros_like(count, dtype=torch.float64))
+    density = torch.where(
+        span > 0,
+        (count * steps_per_second).double() / span.clamp(min=1),
+        torch.zeros_like(count, dtype=torch.float64),
+    )
     return density.gather(1, _anchors(events))
 
 
@@ -671,7 +731,7 @@ def _active_pitch_classes(events: torch.Tensor) -> torch.Tensor:
     key = torch.where(is_note, pitch * t + pos, torch.full_like(pos, 128 * t))
     key_sorted, order = torch.sort(key, dim=1, stable=True)
     same_pitch_next = torch.zeros_like(is_note)
-    same_pitch_next[:, :-1] = (key_sorted[:, 1:] // t == key_sorted[:, :-1] // t)
+    same_pitch_next[:, :-1] = key_sorted[:, 1:] // t == key_sorted[:, :-1] // t
     next_sorted = torch.full_like(pos, t)
     next_sorted[:, :-1] = torch.where(same_pitch_next[:, :-1], order[:, 1:], t)
     next_pos = torch.empty_like(pos).scatter_(1, order, next_sorted)
@@ -711,8 +771,9 @@ def pitch_histogram(
     return hist.gather(1, _anchors(events).unsqueeze(-1).expand(b, t, 12))
 
 
-def density_bins(density: torch.Tensor, bin_ranges: Sequence[float] = DENSITY_BIN_RANGES
-                 ) -> torch.Tensor:
+def density_bins(
+    density: torch.Tensor, bin_ranges: Sequence[float] = DENSITY_BIN_RANGES
+) -> torch.Tensor:
     """note-seq's ``NoteDensityOneHotEncoding`` index: how many bin bounds are <= density."""
     bounds = torch.tensor(bin_ranges, dtype=torch.float64, device=density.device)
     return torch.bucketize(density.double().contiguous(), bounds, right=True)
@@ -728,6 +789,7 @@ def normalise_histogram(hist: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # Encodings
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ControlledPerformance:
@@ -779,31 +841,33 @@ class ControlledPerformance:
                 raise ValueError(f"{self.name} needs conditioning {key!r}")
             have = cond[key].shape[1]
             if have < needed:
-                raise ValueError(f"{key} covers {have} positions; {needed} needed "
-                                 "(conditioning must be one longer than the events)")
+                raise ValueError(
+                    f"{key} covers {have} positions; {needed} needed "
+                    "(conditioning must be one longer than the events)"
+                )
 
     def _fill_controls(self, out: torch.Tensor, cond: Cond, start: int) -> None:
         """Write encoded controls of positions ``start ..`` into ``out[..., :control_size]``."""
         length = out.shape[1]
         col = 0
         if self.density:
-            d = cond["note_density"][:, start:start + length]
+            d = cond["note_density"][:, start : start + length]
             bins = density_bins(d, self.density_bin_ranges)
             out.scatter_(2, (col + bins).unsqueeze(-1), 1.0)
             col += len(self.density_bin_ranges) + 1
         if self.histogram:
-            h = cond["pitch_histogram"][:, start:start + length]
-            out[..., col:col + 12] = normalise_histogram(h.double()).to(out.dtype)
+            h = cond["pitch_histogram"][:, start : start + length]
+            out[..., col : col + 12] = normalise_histogram(h.double()).to(out.dtype)
 
-    def control_inputs(self, cond: Cond, start: int, length: int,
-                       dtype: torch.dtype | None = None) -> torch.Tensor:
+    def control_inputs(
+        self, cond: Cond, start: int, length: int, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         """Encoded controls of positions ``start .. start + length - 1`` (B, length, size);
         float64 unless ``dtype`` says otherwise."""
         self._check_cond(cond, start + length)
         ref = cond["note_density" if self.density else "pitch_histogram"]
         dtype = torch.float64 if dtype is None else dtype
-        out = torch.zeros((ref.shape[0], length, self.control_size), dtype=dtype,
-                          device=ref.device)
+        out = torch.zeros((ref.shape[0], length, self.control_size), dtype=dtype, device=ref.device)
         self._fill_controls(out, cond, start)
         return out
 
@@ -829,13 +893,19 @@ class ControlledPerformance:
         out: dict[str, torch.Tensor] = {}
         if self.density:
             out["note_density"] = note_density(
-                events, window_seconds=self.density_window_seconds,
-                steps_per_second=self.steps_per_second, mask=mask)
+                events,
+                window_seconds=self.density_window_seconds,
+                steps_per_second=self.steps_per_second,
+                mask=mask,
+            )
         if self.histogram:
             out["pitch_histogram"] = pitch_histogram(
-                events, window_seconds=self.histogram_window_seconds,
+                events,
+                window_seconds=self.histogram_window_seconds,
                 prior_count=self.histogram_prior_count,
-                steps_per_second=self.steps_per_second, mask=mask)
+                steps_per_second=self.steps_per_second,
+                mask=mask,
+            )
         return out
 
     def decode_label(self, labels: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
@@ -896,17 +966,24 @@ def _density_values(value: float | Sequence[float] | None) -> list[float]:
     return [float(v) for v in values]
 
 
-def _histogram_values(value: Sequence[float] | Sequence[Sequence[float]] | None
-                      ) -> list[list[float]]:
+def _histogram_values(
+    value: Sequence[float] | Sequence[Sequence[float]] | None,
+) -> list[list[float]]:
     if value is None:
         return [list(DEFAULT_PITCH_HISTOGRAM)]
     items = list(value)
     rows = [items] if items and all(_is_number(v) for v in items) else items
     for row in rows:
-        if (isinstance(row, (str, bytes)) or not isinstance(row, Sequence) or len(row) != 12
-                or not all(_is_number(v) and v >= 0 for v in row)):
-            raise ValueError("pitch_class_histogram must be 12 numbers >= 0 (C..B) or a list of "
-                             f"such lists, got {value!r}")
+        if (
+            isinstance(row, (str, bytes))
+            or not isinstance(row, Sequence)
+            or len(row) != 12
+            or not all(_is_number(v) and v >= 0 for v in row)
+        ):
+            raise ValueError(
+                "pitch_class_histogram must be 12 numbers >= 0 (C..B) or a list of "
+                f"such lists, got {value!r}"
+            )
     if not rows:
         raise ValueError("pitch_class_histogram is empty")
     return [[float(v) for v in row] for row in rows]
@@ -915,6 +992,7 @@ def _histogram_values(value: Sequence[float] | Sequence[Sequence[float]] | None
 # --------------------------------------------------------------------------------------------
 # Decoding and generation helpers
 # --------------------------------------------------------------------------------------------
+
 
 def to_note_sequence(
     events: np.ndarray,
@@ -927,7 +1005,6 @@ def to_note_sequence(
     program: int | None = None,
     max_note_duration: float | None = MAX_NOTE_DURATION_SECONDS,
 ) -> music_pb2.NoteSequence:
-
     """Notes of stored performance events via note-seq's ``Performance.to_sequence``.
 
     NOTE_OFFs without a NOTE_ON are ignored and hanging notes end after ``max_note_duration``
@@ -937,19 +1014,30 @@ def to_note_sequence(
     n = num_classes(num_velocity_bins)
     bad = events[(events < 0) | (events >= n)]
     if bad.size:
-        raise ValueError(f"performance event index {int(bad[0])} outside 0..{n - 1} "
-                         f"(performance:v{num_velocity_bins})")
+        raise ValueError(
+            f"performance event index {int(bad[0])} outside 0..{n - 1} "
+            f"(performance:v{num_velocity_bins})"
+        )
     encoding = PerformanceOneHotEncoding(num_velocity_bins=num_velocity_bins)
-    perf = performance_lib.Performance(steps_per_second=steps_per_second,
-                                       num_velocity_bins=num_velocity_bins)
+    perf = performance_lib.Performance(
+        steps_per_second=steps_per_second, num_velocity_bins=num_velocity_bins
+    )
     for index in events.tolist():
         perf.append(encoding.decode_event(index))
-    return perf.to_sequence(velocity=velocity, instrument=instrument, program=program,
-                            max_note_duration=max_note_duration)
+    return perf.to_sequence(
+        velocity=velocity,
+        instrument=instrument,
+        program=program,
+        max_note_duration=max_note_duration,
+    )
 
 
-def primer_events(primer: music_pb2.NoteSequence, *, num_velocity_bins: int = 32,
-                  steps_per_second: int = STEPS_PER_SECOND) -> np.ndarray:
+def primer_events(
+    primer: music_pb2.NoteSequence,
+    *,
+    num_velocity_bins: int = 32,
+    steps_per_second: int = STEPS_PER_SECOND,
+) -> np.ndarray:
     """A primer NoteSequence as stored events, padded with TIME_SHIFTs to its total time.
 
     As Magenta's generator (note-seq ``Performance`` of the absolutely quantised primer, then
@@ -968,14 +1056,14 @@ def primer_events(primer: music_pb2.NoteSequence, *, num_velocity_bins: int = 32
     return performance_indices(perf, PerformanceOneHotEncoding(num_velocity_bins))
 
 
-def events_from_primer_pitches(pitches: Sequence[int], *, num_velocity_bins: int = 32
-                               ) -> np.ndarray:
+def events_from_primer_pitches(
+    pitches: Sequence[int], *, num_velocity_bins: int = 32
+) -> np.ndarray:
     """``--primer_pitches`` (a chord held for a quarter at 120 qpm) as stored events."""
     return primer_events(primer_from_pitches(pitches), num_velocity_bins=num_velocity_bins)
 
 
-def events_from_primer_melody(melody: Sequence[int], *, num_velocity_bins: int = 32
-                              ) -> np.ndarray:
+def events_from_primer_melody(melody: Sequence[int], *, num_velocity_bins: int = 32) -> np.ndarray:
     """``--primer_melody`` (note-seq Melody values at 120 qpm) as stored events."""
     return primer_events(primer_from_melody(melody), num_velocity_bins=num_velocity_bins)
 
@@ -996,12 +1084,18 @@ def scale_mask(pitch_classes: Iterable[int], *, num_velocity_bins: int = 32) -> 
 # Variants (Magenta's performance_model.default_configs)
 # --------------------------------------------------------------------------------------------
 
-_HPARAMS = HParams(batch_size=64, rnn_layer_sizes=(512, 512, 512), dropout_keep_prob=1.0,
-                   clip_norm=3.0, learning_rate=1e-3)
+_HPARAMS = HParams(
+    batch_size=64,
+    rnn_layer_sizes=(512, 512, 512),
+    dropout_keep_prob=1.0,
+    clip_norm=3.0,
+    learning_rate=1e-3,
+)
 
 PERFORMANCE = OneHot("performance", event_space_name(0), num_classes(0))
-PERFORMANCE_WITH_DYNAMICS = OneHot("performance_with_dynamics", event_space_name(32),
-                                   num_classes(32))
+PERFORMANCE_WITH_DYNAMICS = OneHot(
+    "performance_with_dynamics", event_space_name(32), num_classes(32)
+)
 DENSITY_CONDITIONED = ControlledPerformance("density_conditioned", density=True)
 PITCH_CONDITIONED = ControlledPerformance("pitch_conditioned", histogram=True)
 MULTICONDITIONED = ControlledPerformance("multiconditioned", density=True, histogram=True)
@@ -1009,16 +1103,40 @@ MULTICONDITIONED = ControlledPerformance("multiconditioned", density=True, histo
 VARIANTS: dict[str, VariantConfig] = {
     v.name: v
     for v in (
-        VariantConfig("performance", NAME, PERFORMANCE, _HPARAMS,
-                      "NOTE_ON/NOTE_OFF x128, TIME_SHIFT x100 (10 ms), no velocity"),
-        VariantConfig("performance_with_dynamics", NAME, PERFORMANCE_WITH_DYNAMICS, _HPARAMS,
-                      "+ VELOCITY x32 bins"),
-        VariantConfig("density_conditioned_performance_with_dynamics", NAME,
-                      DENSITY_CONDITIONED, _HPARAMS,
-                      "conditioned on notes per second over 3 s (8 bins)"),
-        VariantConfig("pitch_conditioned_performance_with_dynamics", NAME, PITCH_CONDITIONED,
-                      _HPARAMS, "conditioned on the pitch-class histogram over 5 s"),
-        VariantConfig("multiconditioned_performance_with_dynamics", NAME, MULTICONDITIONED,
-                      _HPARAMS, "conditioned on note density and pitch-class histogram"),
+        VariantConfig(
+            "performance",
+            NAME,
+            PERFORMANCE,
+            _HPARAMS,
+            "NOTE_ON/NOTE_OFF x128, TIME_SHIFT x100 (10 ms), no velocity",
+        ),
+        VariantConfig(
+            "performance_with_dynamics",
+            NAME,
+            PERFORMANCE_WITH_DYNAMICS,
+            _HPARAMS,
+            "+ VELOCITY x32 bins",
+        ),
+        VariantConfig(
+            "density_conditioned_performance_with_dynamics",
+            NAME,
+            DENSITY_CONDITIONED,
+            _HPARAMS,
+            "conditioned on notes per second over 3 s (8 bins)",
+        ),
+        VariantConfig(
+            "pitch_conditioned_performance_with_dynamics",
+            NAME,
+            PITCH_CONDITIONED,
+            _HPARAMS,
+            "conditioned on the pitch-class histogram over 5 s",
+        ),
+        VariantConfig(
+            "multiconditioned_performance_with_dynamics",
+            NAME,
+            MULTICONDITIONED,
+            _HPARAMS,
+            "conditioned on note density and pitch-class histogram",
+        ),
     )
 }

@@ -86,8 +86,10 @@ def event_space(cfg: PolyphonyExtractConfig | None = None) -> str:
 # --------------------------------------------------------------------------------------------
 
 _QUANTIZE_ERRORS: tuple[tuple[type[Exception], str], ...] = (
-    (sequences_lib.MultipleTimeSignatureError,
-     "sequences_discarded_because_multiple_time_signatures"),
+    (
+        sequences_lib.MultipleTimeSignatureError,
+        "sequences_discarded_because_multiple_time_signatures",
+    ),
     (sequences_lib.MultipleTempoError, "sequences_discarded_because_multiple_tempos"),
     (sequences_lib.BadTimeSignatureError, "sequences_discarded_because_bad_time_signature"),
     (sequences_lib.NegativeTimeError, "sequences_discarded_because_negative_time"),
@@ -136,8 +138,9 @@ def events_from_notes(
     return np.concatenate([[START], body, [END]]).astype(np.int16)
 
 
-def _quantize(ns: music_pb2.NoteSequence, steps_per_quarter: int
-              ) -> music_pb2.NoteSequence | Dropped:
+def _quantize(
+    ns: music_pb2.NoteSequence, steps_per_quarter: int
+) -> music_pb2.NoteSequence | Dropped:
     try:
         return sequences_lib.quantize_note_sequence(ns, steps_per_quarter)
     except tuple(e for e, _ in _QUANTIZE_ERRORS) as err:
@@ -153,8 +156,9 @@ def extract(
     Counters (``Dropped.reason``) use Magenta's statistic names; unlike Magenta they count each
     part once, not once per transposed copy.
     """
-    parts = (sequences_lib.split_note_sequence_on_time_changes(ns)
-             if cfg.split_on_time_changes else [ns])
+    parts = (
+        sequences_lib.split_note_sequence_on_time_changes(ns) if cfg.split_on_time_changes else [ns]
+    )
     if not parts:
         yield Dropped("sequences_discarded_because_empty")
         return
@@ -183,13 +187,15 @@ def extract(
             if moved.size and (moved.min() < cfg.min_pitch or moved.max() > cfg.max_pitch):
                 yield Dropped("skipped_due_to_range_exceeded")
                 continue
-            yield Extracted(events=events_from_notes(starts, ends, moved, num_steps),
-                            transposition=int(amount))
+            yield Extracted(
+                events=events_from_notes(starts, ends, moved, num_steps), transposition=int(amount)
+            )
 
 
 # --------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------
+
 
 def _check_indices(events: np.ndarray) -> np.ndarray:
     events = np.asarray(events, np.int64).reshape(-1)
@@ -222,8 +228,7 @@ def to_note_sequence(
     seq.ticks_per_quarter = constants.STANDARD_PPQ
 
     def close(pitch: int, start: int, end: int) -> None:
-        note = seq.notes.add(pitch=pitch, velocity=velocity, instrument=instrument,
-                             program=program)
+        note = seq.notes.add(pitch=pitch, velocity=velocity, instrument=instrument, program=program)
         note.start_time = start * seconds_per_step
         note.end_time = end * seconds_per_step
 
@@ -260,6 +265,7 @@ def to_note_sequence(
 # Generation helpers
 # --------------------------------------------------------------------------------------------
 
+
 def _check_pitches(pitches: Iterable[Any]) -> list[int]:
     out = []
     for p in pitches:
@@ -271,8 +277,7 @@ def _check_pitches(pitches: Iterable[Any]) -> list[int]:
     return out
 
 
-def primer_from_pitches(pitches: Sequence[int], qpm: float = DEFAULT_QPM
-                        ) -> music_pb2.NoteSequence:
+def primer_from_pitches(pitches: Sequence[int], qpm: float = DEFAULT_QPM) -> music_pb2.NoteSequence:
     """Magenta's ``--primer_pitches``: one chord of a quarter note at ``qpm``, velocity 100."""
     seq = music_pb2.NoteSequence()
     seq.tempos.add().qpm = qpm
@@ -283,8 +288,7 @@ def primer_from_pitches(pitches: Sequence[int], qpm: float = DEFAULT_QPM
     return seq
 
 
-def primer_from_melody(melody: Sequence[int], qpm: float = DEFAULT_QPM
-                       ) -> music_pb2.NoteSequence:
+def primer_from_melody(melody: Sequence[int], qpm: float = DEFAULT_QPM) -> music_pb2.NoteSequence:
     """Magenta's ``--primer_melody``: note-seq ``Melody`` event values (-2 hold, -1 off, pitch)."""
     values = list(melody)
     for v in values:
@@ -305,7 +309,7 @@ def _split_steps(events: np.ndarray) -> tuple[np.ndarray, ...]:
     bounds = np.concatenate([[-1], ends])
     steps = []
     for a, b in itertools.pairwise(bounds):
-        chunk = events[a + 1:b]
+        chunk = events[a + 1 : b]
         steps.append(chunk[chunk >= NEW_NOTE].astype(np.int16))
     return tuple(steps)
 
@@ -334,8 +338,9 @@ class PolyphonyPrimer:
     def to_inject(self, events: np.ndarray) -> np.ndarray:
         """Events to append now to the growing sequence ``events`` (empty when none)."""
         events = np.asarray(events).reshape(-1)
-        at_step_start = len(events) == 0 or events[-1] == STEP_END or (
-            len(events) == 1 and events[0] == START)
+        at_step_start = (
+            len(events) == 0 or events[-1] == STEP_END or (len(events) == 1 and events[0] == START)
+        )
         if not self.inject_steps or not at_step_start:
             return np.zeros(0, np.int16)
         k = int(np.count_nonzero(events == STEP_END)) - self.inject_start_step
@@ -369,13 +374,15 @@ def prepare_primer(
     inject_primer_during_generation: bool = True,
     steps_per_quarter: int = 4,
 ) -> PolyphonyPrimer:
-
     """Starting state for generation from a primer NoteSequence (None = empty primer).
 
     Defaults are Magenta's ``polyphony_rnn_generate`` flags (condition off, injection on).
     """
-    events = (primer_events(primer, steps_per_quarter) if primer is not None
-              else np.array([START], np.int16))
+    events = (
+        primer_events(primer, steps_per_quarter)
+        if primer is not None
+        else np.array([START], np.int16)
+    )
     num_steps = int(np.count_nonzero(events == STEP_END))
     inject = _split_steps(events) if inject_primer_during_generation else ()
     return PolyphonyPrimer(
@@ -429,8 +436,13 @@ VARIANTS: dict[str, VariantConfig] = {
         name="polyphony",
         family=NAME,
         encoding=POLYPHONY_ONE_HOT,
-        hparams=HParams(batch_size=64, rnn_layer_sizes=(256, 256, 256), dropout_keep_prob=0.5,
-                        clip_norm=5.0, learning_rate=1e-3),
+        hparams=HParams(
+            batch_size=64,
+            rnn_layer_sizes=(256, 256, 256),
+            dropout_keep_prob=0.5,
+            clip_norm=5.0,
+            learning_rate=1e-3,
+        ),
         description="Polyphony RNN: START/END/STEP_END, NEW_NOTE x128, CONTINUED_NOTE x128",
     ),
 }
