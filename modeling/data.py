@@ -277,3 +277,53 @@ def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
 def shard_rows(indices: np.ndarray, rank: int, world: int) -> np.ndarray:
     """This rank's rows of a global batch (strided, so length-sorted rows balance the ranks)."""
     return indices[rank::world]
+
+
+def budget_groups(rows: np.ndarray, lengths: np.ndarray, parts: int) -> list[np.ndarray]:
+    """``rows`` sorted by length and cut into ``parts`` near-equal groups (longest last)."""
+    ordered = rows[np.argsort(lengths[rows], kind="stable")]
+    return [g for g in np.array_split(ordered, parts) if len(g)]
+
+
+def _padded_cost(groups: list[np.ndarray], lengths: np.ndarray) -> int:
+    return max((len(g) * int(lengths[g].max()) for g in groups if len(g)), default=0)
+
+
+def micro_batches(
+    global_rows: np.ndarray, lengths: np.ndarray, rank: int, world: int, max_events: int
+) -> list[np.ndarray]:
+    """This rank's rows of a training batch in micro-batches of at most ``max_events`` padded
+    events each (a single long example may exceed it), so that memory is bounded by the budget
+    rather than by the longest sequence times the batch size.
+
+    The number of micro-batches is the same on every rank (computed from the global batch, no
+    communication), as DDP needs one gradient synchronisation per step. ``max_events <= 0``
+    turns it off. Gradients are accumulated over the micro-batches, so the update is the
+    full batch's (``train.py``).
+    """
+    shards = [shard_rows(global_rows, r, world) for r in range(world)]
+    mine = shards[rank]
+    if max_events <= 0 or len(mine) <= 1:
+        return [mine]
+    most = min(len(s) for s in shards if len(s)) if any(len(s) for s in shards) else 1
+    parts = 1
+    while parts < most and any(
+        _padded_cost(budget_groups(s, lengths, parts), lengths) > max_events
+        for s in shards
+        if len(s)
+    ):
+        parts += 1
+    return [mine] if parts == 1 else budget_groups(mine, lengths, parts)
+
+
+def eval_micro_batches(rows: np.ndarray, lengths: np.ndarray, max_events: int) -> list[np.ndarray]:
+    """An eval batch cut so that no piece pads past ``max_events`` (forward only: any cut works)."""
+    if max_events <= 0 or len(rows) <= 1:
+        return [rows]
+    parts = 1
+    while (
+        parts < len(rows)
+        and _padded_cost(budget_groups(rows, lengths, parts), lengths) > max_events
+    ):
+        parts += 1
+    return [rows] if parts == 1 else budget_groups(rows, lengths, parts)

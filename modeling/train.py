@@ -76,7 +76,8 @@ from modeling.data import (
     ExampleSetError,
     ExampleSplit,
     eval_batches,
-    shard_rows,
+    eval_micro_batches,
+    micro_batches,
 )
 from modeling.families.base import HParams, VariantConfig
 from modeling.hparams import HParamsError, hparams_from_mapping, parse_hparams
@@ -288,6 +289,33 @@ def summarize(stats: torch.Tensor) -> dict[str, float]:
     }
 
 
+def _accumulate(
+    net: torch.nn.Module,
+    model: EventRNN,
+    scorer: Scorer,
+    split: ExampleSplit,
+    groups: list[np.ndarray],
+    pad_value: int,
+    d: Dist,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward over micro-batches, then scale the summed gradient to the batch's global mean
+    (what one backward of the whole batch computes); DDP synchronises on the last one only."""
+    stats = torch.zeros(_N_STATS, dtype=torch.float64, device=d.device)
+    for j, rows in enumerate(groups):
+        last = j == len(groups) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
+        with sync:
+            loss_sum, part = scorer(net, split.batch(rows, pad_value).to(d.device))
+            loss_sum.backward()
+        stats += part
+    count = d.all_sum(stats[1:2].clone())
+    scale = float(d.world) / float(count.clamp(min=1))
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.mul_(scale)
+    return stats, count
+
+
 def evaluate(
     model: EventRNN,
     split: ExampleSplit,
@@ -295,8 +323,10 @@ def evaluate(
     batch_size: int,
     d: Dist,
     pad_value: int = 0,
+    max_events: int = 0,
 ) -> dict[str, float]:
-    """Metrics over the whole split (each rank scores every world-th batch, then sums)."""
+    """Metrics over the whole split (each rank scores every world-th batch, then sums);
+    ``max_events`` cuts long batches so memory stays bounded (as in training)."""
     was_training = model.training
     model.eval()
     stats = torch.zeros(_N_STATS, dtype=torch.float64, device=d.device)
@@ -304,7 +334,8 @@ def evaluate(
         for i, idx in enumerate(eval_batches(split.lengths, batch_size)):
             if i % d.world != d.rank:
                 continue
-            stats += scorer(model, split.batch(idx, pad_value).to(d.device))[1]
+            for rows in eval_micro_batches(idx, split.lengths, max_events):
+                stats += scorer(model, split.batch(rows, pad_value).to(d.device))[1]
     d.all_sum(stats)
     model.train(was_training)
     return summarize(stats)
@@ -390,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="training forward precision; bf16 = bfloat16 autocast (fp32 weights, "
         "fp32 evaluation), ~1.7x faster on CPUs with AVX512-BF16",
     )
+    p.add_argument(
+        "--max-batch-events",
+        type=int,
+        default=None,
+        help="padded events per micro-batch (65536); a batch over it is split and its "
+        "gradients accumulated, so memory stays bounded on long sequences; 0 = never split",
+    )
     p.add_argument("--metrics", default=None, help="also write metrics.json here (DVC metric)")
     p.add_argument("--plots", default=None, help="also write loss_curve.csv here (DVC plot)")
     p.add_argument(
@@ -411,8 +449,19 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "attention": "parallel",
     "precision": "fp32",
+    # padded events per micro-batch: bounds memory on long sequences (polyphony's reach 6k
+    # events; 64 of them in one batch took 22 GB); gradients accumulate to the full batch's
+    "max_batch_events": 65536,
 }
-_SETTINGS = ("num_steps", "eval_every", "keep_last", "save_every", "attention", "precision")
+_SETTINGS = (
+    "num_steps",
+    "eval_every",
+    "keep_last",
+    "save_every",
+    "attention",
+    "precision",
+    "max_batch_events",
+)
 # Entry keys the trainer does not use: DVC builds --examples / --init-from paths from them.
 _PATH_KEYS = ("example_set", "init_from")
 
@@ -461,7 +510,7 @@ def apply_params(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     for key, default in DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, values.get(key, default))
-    for key in ("num_steps", "eval_every", "keep_last", "seed", "save_every"):
+    for key in ("num_steps", "eval_every", "keep_last", "seed", "save_every", "max_batch_events"):
         if key == "save_every" and args.save_every is None:
             continue
         try:
@@ -482,6 +531,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(args, name)})")
     if args.save_every is not None and args.save_every < 1:
         raise UsageError(f"--save-every must be >= 1 (got {args.save_every})")
+    if args.max_batch_events < 0:
+        raise UsageError(f"--max-batch-events must be >= 0 (got {args.max_batch_events})")
 
 
 def resolve_init_source(source: str) -> tuple[dict[str, Any], str]:
@@ -881,13 +932,18 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
             t0, c0 = time.perf_counter(), time.process_time()
             net.train()
             torch.manual_seed(_step_seed(args.seed, step, d.rank))
-            rows = shard_rows(schedule.batch(step), d.rank, d.world)
-            batch = split.batch(rows, spec.pad_value).to(d.device)
-            loss_sum, stats = scorer(net, batch)
-            count = d.all_sum(stats[1:2].clone())
-            loss = loss_sum / count.to(loss_sum.dtype) * d.world  # DDP averages: exact global mean
+            groups = micro_batches(
+                schedule.batch(step), split.lengths, d.rank, d.world, args.max_batch_events
+            )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if len(groups) == 1:
+                batch = split.batch(groups[0], spec.pad_value).to(d.device)
+                loss_sum, stats = scorer(net, batch)
+                count = d.all_sum(stats[1:2].clone())
+                loss = loss_sum / count.to(loss_sum.dtype) * d.world  # DDP averages: global mean
+                loss.backward()
+            else:
+                stats, count = _accumulate(net, model, scorer, split, groups, spec.pad_value, d)
             torch.nn.utils.clip_grad_norm_(model.parameters(), hp.clip_norm)
             opt.step()
             train_acc += stats
@@ -906,7 +962,13 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
                 train_metrics = summarize(d.all_sum(train_acc.clone()))
                 train_acc.zero_()
                 eval_metrics = evaluate(
-                    model, spec.examples.eval, eval_scorer, hp.batch_size, d, spec.pad_value
+                    model,
+                    spec.examples.eval,
+                    eval_scorer,
+                    hp.batch_size,
+                    d,
+                    spec.pad_value,
+                    args.max_batch_events,
                 )
                 rate = timing["events"] / max(timing["seconds"], 1e-9)
                 history.append(
@@ -976,6 +1038,7 @@ def _train(spec: RunSpec, d: Dist) -> dict[str, Any]:
                         hp.batch_size,
                         single,
                         spec.pad_value,
+                        args.max_batch_events,
                     )["loss"]
 
                 result = tracker.finish(spec.output, final, evaluate_other)

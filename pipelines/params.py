@@ -108,6 +108,7 @@ _TRAIN_SETTINGS: dict[str, Spec] = {
     "save_every": nullable(INT),
     "attention": STR,
     "precision": STR,
+    "max_batch_events": INT,
 }
 # modeling.families.base.HParams (tests/test_params.py keeps the two in step)
 HPARAMS = Fields(
