@@ -41,9 +41,9 @@ what its encoded examples occupy as numpy arrays (float32 one-hot inputs + int64
 stored float one-hots in SequenceExamples), counted, not written.
 
 Both sides run as separate processes (interpreter start and imports included, as in Magenta's
-anchor figures in DESIGN.md), interleaved, best of ``--repeat``; CPU seconds (user + sys) and the
+anchor figures), interleaved, best of ``--repeat``; CPU seconds (user + sys) and the
 load average are printed because other work on a shared machine slows both sides. Ratios against
-the DESIGN.md anchors (Magenta 2.1.4 on this machine class) are printed beside the in-run ratios.
+the anchors in ``MAGENTA`` (Magenta 2.1.4 on this machine class) are printed beside the in-run ratios.
 The last line printed is one JSON object with every figure and ratio.
 
 ``chords``      chord inference for chordless MIDI (what improv extraction runs on EDM / POP909),
@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import os
 import shutil
@@ -78,7 +77,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, Run, default_data_root, timed
+from bench.common import REPO, Run, default_data_root, split_of, timed
 
 CORPUS = "openewld"
 CORPUS_DIR = "openewld/dataset"  # under the data root
@@ -93,7 +92,7 @@ PERF_CORPUS_HOURS = {"pop909": 62.8, "asap": 93.0}  # the full profile's perform
 PERF_GOAL_SPEEDUP = 5.0  # per sequence, against note-seq's objects (the fast=False path)
 CHORD_GOAL_SPEEDUP = 5.0  # per piece, against note-seq's infer_chords_for_sequence
 MB = 1_000_000
-MAGENTA = {  # DESIGN.md anchors: Magenta 2.1.4 on this machine class, 2 cores
+MAGENTA = {  # anchors: Magenta 2.1.4 on this machine class, 2 cores
     "melody": {
         "attention_rnn": {"s": 84.4, "bytes": 48.7 * MB, "train": 381},
         "basic_rnn": {"s": 31.1, "bytes": 26.9 * MB, "train": 381},
@@ -118,13 +117,6 @@ STEPS_PER_QUARTER = 4
 # --------------------------------------------------------------------------------------------
 # Baseline (runs in its own process: ``--baseline SET``)
 # --------------------------------------------------------------------------------------------
-
-
-def split_of(notesequence_id: str, seed: int, eval_ratio: float) -> str:
-    """motif's seeded per-source-file split (``pipelines.examples.split_of``), restated."""
-    unit = notesequence_id.split("#", 1)[0]
-    digest = hashlib.sha256(f"{seed}\x00{unit}".encode()).digest()
-    return "eval" if int.from_bytes(digest[:8], "big") / 2.0**64 < eval_ratio else "train"
 
 
 class Counts(dict):

@@ -1,6 +1,6 @@
 """Generation speed against Magenta's figures on this machine class.
 
-    .venv/bin/python bench/generate.py [--out bench/out] [--train-steps 10] [--repeats 3]
+    .venv/bin/python -m bench.generate [--out bench/out] [--train-steps 10] [--repeats 3]
         [--melody-model PATH|models:/..] [--performance-model PATH|models:/..]
 
 Measures, with ``modeling.generate`` itself:
@@ -27,7 +27,6 @@ The last line printed is one JSON object with every figure and the speed-ups ove
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -37,8 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.common import REPO, default_data_root, example_row, write_example_set
+from bench.train import build_openewld_set
 
 MAGENTA = {
     "melody_10x128_seconds": 33.0,
@@ -47,14 +46,6 @@ MAGENTA = {
 }
 MELODY_HPARAMS = "batch_size=128,rnn_layer_sizes=[128,128]"
 PERFORMANCE_HPARAMS = "batch_size=16,rnn_layer_sizes=[512,512,512]"
-
-
-def _bench_train_module():
-    spec = importlib.util.spec_from_file_location("bench_train", REPO / "bench" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
 
 
 def _train(variant: str, examples: Path, run: Path, hparams: str, steps: int) -> Path:
@@ -92,7 +83,7 @@ def melody_model(out: Path, steps: int) -> str:
     examples = out / "openewld_melody"
     if not (examples / "meta.json").is_file():
         print("bench: building the OpenEWLD melody set", file=sys.stderr)
-        _bench_train_module().build_openewld_set(examples)
+        build_openewld_set(examples)
     return str(
         _train("attention_rnn", examples, out / "generate" / "attention_rnn", MELODY_HPARAMS, steps)
     )
@@ -108,10 +99,7 @@ def performance_model(out: Path) -> str:
         from modeling.families import performance as pf
         from modeling.families.base import Extracted
 
-        sys.path.insert(0, str(REPO / "tests"))
-        from _generate_sets import write_events_set
-
-        root = _bench_train_module().shared_data() / "pop909" / "POP909"
+        root = Path(default_data_root()) / "pop909" / "POP909"
         files = sorted(root.glob("*/*.mid"))[:8]
         if not files:
             raise SystemExit(f"bench: no POP909 files under {root}")
@@ -123,14 +111,25 @@ def performance_model(out: Path) -> str:
                 x.events for x in pf.extract(ns, cfg, augment=False) if isinstance(x, Extracted)
             ]
         cut = max(1, len(seqs) // 10)
-        write_events_set(
-            examples,
-            name="pop909_performance",
-            family="performance",
-            event_space="performance:v32",
-            train=seqs[cut:],
-            eval_=seqs[:cut],
-        )
+        splits = {"train": seqs[cut:], "eval": seqs[:cut]}
+        rows = {
+            split: [
+                example_row(f"{split}-{i:04d}", f"synthetic/{split}{i}#0", split, list(events))
+                for i, events in enumerate(items)
+            ]
+            for split, items in splits.items()
+        }
+        meta = {
+            "name": "pop909_performance",
+            "family": "performance",
+            "event_space": "performance:v32",
+            "num_train": len(splits["train"]),
+            "num_eval": len(splits["eval"]),
+            "eval_ratio": 0.2,
+            "seed": 0,
+            "extract": {},
+        }
+        write_example_set(examples, rows, meta)
     return str(
         _train(
             "performance_with_dynamics",
@@ -154,7 +153,9 @@ def _median(values: list[float]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.generate", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)

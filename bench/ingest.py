@@ -7,8 +7,8 @@ The baseline converts like Magenta's ``convert_dir_to_note_sequences``: walk the
 note-seq's reader by extension, skip failures, one process. For corpora with MusicXML a second
 single-process baseline also reads what note-seq cannot with music21 (so it keeps what motif
 keeps: OpenEWLD 502 instead of 409) and shows the pipeline's own gain on equal work. Both sides are timed end to end as
-separate processes (interpreter start and imports included, as in Magenta's anchor figures in
-DESIGN.md), interleaved in the same run, best of ``--repeat``; CPU seconds and the load average are
+separate processes (interpreter start and imports included, as in Magenta's anchor figures
+below), interleaved in the same run, best of ``--repeat``; CPU seconds and the load average are
 printed too because other work on a shared machine slows both sides (the parallel one more). ``--compare-runners`` also times the Beam DirectRunner modes so the
 default in ``pipelines.beam_io.DEFAULT_RUNNER_ARGS`` can be checked. The last line printed is one
 JSON object with every figure and ratio.
@@ -33,7 +33,7 @@ CORPORA = {  # name -> folder under the data root
     "edm": "edm/Dataset",
     "asap": "asap",
 }
-MAGENTA = {  # DESIGN.md anchor figures: Magenta 2.1.4 on this machine class (seconds, kept)
+MAGENTA = {  # anchor figures: Magenta 2.1.4 on this machine class (seconds, kept)
     "openewld": (29.0, 409),
     "pop909": (72.8, None),
 }

@@ -1,6 +1,6 @@
 """Training throughput benchmark against Magenta's figures on this machine class.
 
-    .venv/bin/python bench/train.py [--steps 50] [--out bench/out] [--no-sequential] [--no-ddp]
+    .venv/bin/python -m bench.train [--steps 50] [--out bench/out] [--no-sequential] [--no-ddp]
 
 Trains basic_rnn and attention_rnn (batch 128, layers [128, 128], Magenta's other hparams) on the
 OpenEWLD melody set for a fixed number of steps with ``modeling.train`` itself (one subprocess per
@@ -25,7 +25,6 @@ The last line printed is one JSON object with every figure and the ratios to Mag
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -34,10 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.common import REPO, default_data_root, example_row, split_of, write_example_set
 
-# Magenta 2.1.4 (TF 2.9.1) on this machine class, 2 cores (docs: /work/shared/DESIGN.md).
+# Magenta 2.1.4 (TF 2.9.1) on this machine class, 2 cores.
 MAGENTA = {
     "basic_rnn": {"steps_per_sec": 0.86, "events_per_sec": 45_000},
     "attention_rnn": {"steps_per_sec": 0.150, "events_per_sec": 7_900},
@@ -46,31 +44,16 @@ MAGENTA = {
 HPARAMS = "batch_size=128,rnn_layer_sizes=[128,128]"
 
 
-def shared_data() -> Path:
-    env = os.environ.get("MOTIF_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-def split_of(source_id: str, seed: int, eval_ratio: float) -> str:
-    """Seeded train/eval assignment of a source *file* (the rule of pipelines.examples)."""
-    file_id = source_id.split("#", 1)[0]
-    digest = hashlib.sha256(f"{seed}\x00{file_id}".encode()).digest()
-    return "eval" if int.from_bytes(digest[:8], "big") / 2.0**64 < eval_ratio else "train"
-
-
 def build_openewld_set(out: Path, seed: int = 1234, eval_ratio: float = 0.1) -> dict:
     """Melody example set from OpenEWLD (EXAMPLE_SCHEMA Parquet + meta.json)."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from note_seq.protobuf import music_pb2
 
     from modeling.families import melody
     from modeling.families.base import Dropped
     from pipelines.readers import parse_file
-    from pipelines.schema import EXAMPLE_SCHEMA
 
-    root = shared_data() / "openewld" / "dataset"
+    root = Path(default_data_root()) / "openewld" / "dataset"
     files = sorted(root.rglob("*.mxl"))
     if not files:
         raise SystemExit(f"bench: no OpenEWLD .mxl files under {root}")
@@ -95,28 +78,12 @@ def build_openewld_set(out: Path, seed: int = 1234, eval_ratio: float = 0.1) -> 
                     continue
                 events = np.asarray(item.events, dtype=np.int16)
                 rows[split].append(
-                    {
-                        "example_id": f"{source_id}:{i:04d}",
-                        "source_id": source_id,
-                        "split": split,
-                        "transposition": 0,
-                        "stretch": 1.0,
-                        "num_events": len(events),
-                        "events": events.tolist(),
-                        "chord_root": None,
-                        "chord_bass": None,
-                        "chord_quality": None,
-                        "chord_pitches": None,
-                    }
+                    example_row(f"{source_id}:{i:04d}", source_id, split, events.tolist())
                 )
-    out.mkdir(parents=True, exist_ok=True)
-    for split, items in rows.items():
-        table = pa.Table.from_pylist(items, schema=EXAMPLE_SCHEMA)
-        pq.write_table(table, out / f"{split}-00000-of-00001.parquet")
     meta = {
         "name": "openewld_melody",
         "family": "melody",
-        "event_space": melody.config_event_space(cfg),
+        "event_space": melody.event_space(cfg),
         "num_train": len(rows["train"]),
         "num_eval": len(rows["eval"]),
         "eval_ratio": eval_ratio,
@@ -124,7 +91,7 @@ def build_openewld_set(out: Path, seed: int = 1234, eval_ratio: float = 0.1) -> 
         "extract": {},
         "build": {**counts, "seconds": round(time.perf_counter() - t0, 1)},
     }
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    write_example_set(out, rows, meta)
     return meta
 
 
@@ -204,7 +171,9 @@ def run_training(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.train", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     parser.add_argument(

@@ -2,6 +2,9 @@
 
 note-seq imports pydub, which warns that ffmpeg is missing (motif never decodes audio through it);
 Apache Beam logs that Google Cloud client libraries are absent (motif does not need them).
+
+Every stage imports this module first (``pipelines/__init__`` imports it too), so it also holds
+the few dependency-free helpers all packages share: :func:`first_line`.
 """
 
 import logging
@@ -20,3 +23,12 @@ def quiet_libraries() -> None:
     for name in ("mlflow", "alembic", "alembic.runtime.migration", "urllib3", "git"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+def first_line(error: object, default: str | None = None) -> str:
+    """The first line of ``str(error)`` (leading whitespace dropped), else ``default``, else the
+    error's type name: messages show one line, not a library's multi-line text or traceback."""
+    lines = str(error).strip().splitlines()
+    if lines:
+        return lines[0]
+    return type(error).__name__ if default is None else default

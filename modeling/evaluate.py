@@ -24,6 +24,10 @@ model the stage computes:
   at the same lengths: the baseline a pitch-class histogram must beat;
 * **conditioning adherence**: improv chord-tone ratio against the lead sheets', performance note
   density and pitch-class histogram achieved against each request.
+* **the quality bar** (:mod:`modeling.quality`, issue 12): every criterion with its value, bar and
+  pass, against a Kneser-Ney n-gram fitted on the set's train split (once per set), noise floors
+  from windows of the eval split, and time-to-quality from the training run's per-eval clocks;
+  the verdict goes onto each evaluated version's model card (``registry.set_quality``).
 
 Outputs in ``--output`` (written to a temporary directory, moved into place only when complete):
 ``report.md`` (tables + ``figures/*.png``: loss curves from the training runs' MLflow metrics,
@@ -58,6 +62,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from modeling import musicstats as MS  # noqa: E402
+from modeling import quality as Q  # noqa: E402
 from modeling import quiet_libraries  # noqa: E402
 
 DEFAULT_OUTPUT = "data/reports"
@@ -98,7 +103,8 @@ class Settings:
     alias: str = "champion"
     models: tuple[str, ...] = ()
     examples_root: Path = Path("data/examples")
-    num_samples: int = 4
+    num_samples: int = 32
+    improv_progressions: int = 8
     temperature: float = 1.0
     seed: int = 1234
     batch_size: int = 64
@@ -213,7 +219,7 @@ def settings_from_params(params: Mapping[str, Any]) -> Settings:
         for i, r in enumerate(requests)
     )
     variant_sets: dict[str, str] = {}
-    for name, spec in (params.get("variants") or {}).items():
+    for name, spec in {**(params.get("finetunes") or {}), **(params.get("variants") or {})}.items():
         if isinstance(spec, Mapping) and isinstance(spec.get("example_set"), str):
             variant_sets[str(name)] = spec["example_set"]
     seed_default = params.get("seed", 1234)
@@ -221,7 +227,10 @@ def settings_from_params(params: Mapping[str, Any]) -> Settings:
         alias=alias.strip(),
         models=tuple(models),
         examples_root=Path(str(section.get("examples_root", "data/examples"))),
-        num_samples=_number(section, "num_samples", 4, integer=True, low=1, high=1000),
+        num_samples=_number(section, "num_samples", 32, integer=True, low=1, high=1000),
+        improv_progressions=_number(
+            section, "improv_progressions", 8, integer=True, low=1, high=1000
+        ),
         temperature=_number(section, "temperature", 1.0, integer=False, low=1e-3),
         seed=_number(
             section,
@@ -323,7 +332,10 @@ def loss_history(run_id: str | None) -> list[dict[str, float]]:
     with contextlib.suppress(*missing):
         for split in ("train", "eval"):
             for m in c.get_metric_history(run_id, f"{split}_loss"):
-                rows.setdefault(int(m.step), {"step": int(m.step)})[f"{split}_loss"] = m.value
+                row = rows.setdefault(int(m.step), {"step": int(m.step)})
+                row[f"{split}_loss"] = m.value
+                if split == "eval":
+                    row["eval_time_ms"] = m.timestamp
     if not rows:
         with contextlib.suppress(*missing):
             import mlflow
@@ -335,6 +347,66 @@ def loss_history(run_id: str | None) -> list[dict[str, float]]:
                 step = int(r["step"])
                 rows.setdefault(step, {"step": step})[f"{r['split']}_loss"] = float(r["loss"])
     return [rows[k] for k in sorted(rows)]
+
+
+def _artifact_text(run_id: str, name: str) -> str:
+    """A small artifact of a run as text (MLflow's progress bar off: the stage's stderr is its
+    own progress lines)."""
+    import mlflow
+
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name)
+        ).read_text()
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def training_time(run_id: str | None, history: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """Train seconds and time-to-quality of a training run (None where unrecorded).
+
+    ``wall_s`` clocks come from the eval-loss metrics' MLflow timestamps minus the run's start
+    (set-up, evaluations and any pause before a resume included); ``train_s`` ones from the
+    ``seconds`` column of the run's ``loss_curve.csv`` (the train loop's own clock) and
+    ``train_seconds`` from its ``metrics.json`` (``throughput.train_seconds``).
+    """
+    out: dict[str, Any] = {"train_seconds": None}
+    if not run_id:
+        return {**out, **Q.time_to_quality([])}
+    from modeling import registry
+
+    c = registry.client()
+    missing = (registry._mlflow_error(), OSError, KeyError, ValueError, TypeError)
+    start = None
+    with contextlib.suppress(*missing):
+        start = c.get_run(run_id).info.start_time
+    train_s: dict[int, float] = {}
+    with contextlib.suppress(*missing):
+        for r in csv.DictReader(_artifact_text(run_id, "loss_curve.csv").splitlines()):
+            if r.get("split") == "train" and r.get("seconds"):
+                train_s[int(r["step"])] = float(r["seconds"])
+    with contextlib.suppress(*missing):
+        metrics = json.loads(_artifact_text(run_id, "metrics.json"))
+        out["train_seconds"] = float(metrics["throughput"]["train_seconds"])
+    rows = [
+        {
+            "step": h["step"],
+            "eval_loss": h["eval_loss"],
+            "wall_s": (h["eval_time_ms"] - start) / 1000.0
+            if start is not None and "eval_time_ms" in h
+            else None,
+            "train_s": train_s.get(int(h["step"])),
+        }
+        for h in history
+        if "eval_loss" in h
+    ]
+    return {**out, **Q.time_to_quality(rows)}
 
 
 # ============================================================================ families
@@ -454,6 +526,9 @@ class SetData:
     profiles: dict[tuple[str, float], dict[str, Any]] = field(default_factory=dict)
     progressions: list[dict[str, Any]] | None = None
     chord_tone: tuple[float, int] | None = None
+    ngram: dict[str, Any] | None = None
+    ngram_done: bool = False
+    pools: dict[tuple[str, float], tuple[Q.Pieces, float]] = field(default_factory=dict)
 
 
 class Sets:
@@ -498,6 +573,44 @@ def data_notes(sd: SetData, family: str, count: int, seconds: float) -> list[MS.
             )
         )
     return out
+
+
+POOL_EXAMPLES = 256
+"""Eval examples decoded for the noise floor and percentiles (spread evenly over the split)."""
+
+
+def data_pool(sd: SetData, family: str, seconds: float) -> tuple[Q.Pieces, float]:
+    """(statistics of every ``seconds``-long window of the eval examples, longest data note).
+
+    The quality bar's noise floor draws its two random groups from these windows, and
+    polyphony's percentiles come from them; windows (not whole examples) give short generated
+    spans many more data pieces than there are eval examples. The longest note is measured on
+    whole decoded examples.
+    """
+    key = (family, round(seconds, 6))
+    if key not in sd.pools:
+        split = sd.examples.eval
+        windows, longest = [], 0.0
+        for i in pick(np.flatnonzero(split.lengths >= 2), POOL_EXAMPLES).tolist():
+            a, b = int(split.offsets[i]), int(split.offsets[i + 1])
+            cond = {k: v[a:b] for k, v in split.cond.items()}
+            ns = decode(family, sd.examples.event_space, split.events[a:b].astype(np.int64), cond)
+            notes = MS.NoteArrays.from_sequence(ns, instrument=0 if family == "improv" else None)
+            longest = max(longest, float((notes.end - notes.start).max(initial=0.0)))
+            k = 0
+            while k == 0 or (k + 1) * seconds <= notes.total_time + 1e-9:
+                windows.append(notes.window(k * seconds, (k + 1) * seconds))
+                k += 1
+        sd.pools[key] = (Q.pieces(windows, SECONDS_PER_STEP), longest)
+    return sd.pools[key]
+
+
+def set_ngram(sd: SetData, vocabulary: int) -> dict[str, Any] | None:
+    """The set's Kneser-Ney baseline (fitted once per set; None for an eval-only set)."""
+    if not sd.ngram_done:
+        sd.ngram = Q.ngram_baseline(sd.examples.train, sd.examples.eval, vocabulary)
+        sd.ngram_done = True
+    return sd.ngram
 
 
 def data_chord_tone_ratio(sd: SetData) -> tuple[float, int]:
@@ -644,13 +757,13 @@ def generate_plain(model: Any, settings: Settings, sd: SetData) -> Generated:
         return _generated(family, plan, samples, seqs)
     if family == "improv":
         gen = Generated([], [], [], 0.0)
-        for i, prog in enumerate(progressions(sd, settings.num_samples, settings.melody_steps)):
+        for i, (prog, count) in enumerate(improv_plan(sd, settings)):
             plan, samples, seqs = _run(
                 model,
                 _request(
                     settings,
                     seed + i,
-                    num_outputs=1,
+                    num_outputs=count,
                     backing_chords=prog["backing_chords"],
                     steps_per_chord=prog["steps_per_chord"],
                 ),
@@ -665,6 +778,16 @@ def generate_plain(model: Any, settings: Settings, sd: SetData) -> Generated:
         model, _request(settings, seed, num_seconds=settings.performance_seconds)
     )
     return _generated(family, plan, samples, seqs)
+
+
+def improv_plan(sd: SetData, settings: Settings) -> list[tuple[dict[str, Any], int]]:
+    """(progression, samples over it) pairs totalling ``num_samples``: a request per progression
+    generates its samples as one batch (the engine's rows), over ``improv_progressions`` of the
+    eval split's progressions."""
+    progs = progressions(sd, settings.improv_progressions, settings.melody_steps)
+    progs = progs[: settings.improv_progressions]
+    base, extra = divmod(settings.num_samples, len(progs))
+    return [(p, base + (i < extra)) for i, p in enumerate(progs) if base + (i < extra) > 0]
 
 
 def controls_of(model: Any) -> tuple[bool, bool]:
@@ -748,6 +871,9 @@ class Result:
     vocabulary: int = 0
     unit: str = ""
     seconds: float = 0.0
+    quality: dict[str, Any] = field(default_factory=dict)
+    ngram: dict[str, Any] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 def held_out(model: Any, cfg: Any, split: Any, batch_size: int) -> dict[str, float]:
@@ -811,9 +937,10 @@ def set_profile(
     uni_events: list[np.ndarray] = []
     uni_cols: list[dict[str, np.ndarray]] = []
     if family == "improv":
-        for prog in progressions(sd, settings.num_samples, settings.melody_steps):
-            uni_events.append(uniform_events(family, space, uniform_rng, steps=prog["steps"]))
-            uni_cols.append(prog["columns"])
+        for prog, count in improv_plan(sd, settings):
+            for _ in range(count):
+                uni_events.append(uniform_events(family, space, uniform_rng, steps=prog["steps"]))
+                uni_cols.append(prog["columns"])
     else:
         steps = settings.melody_steps if family == "melody" else settings.polyphony_steps
         for _ in range(settings.num_samples):
@@ -835,7 +962,11 @@ def set_profile(
         uniform["chord_tone_ratio"] = pooled_chord_tones(
             uni_events, [c["chord_pitches"] for c in uni_cols], lo
         )
-    sd.profiles[key] = {"data": data, "uniform": uniform}
+    sd.profiles[key] = {
+        "data": data,
+        "uniform": uniform,
+        "pieces": Q.pieces(notes, SECONDS_PER_STEP),
+    }
     return data, uniform
 
 
@@ -952,6 +1083,22 @@ def evaluate_model(
             "generated": pooled_chord_tones(gen.events, gen.chords, lo),
             "uniform": uniform["chord_tone_ratio"],
         }
+    vocabulary = vocabulary_size(family, cfg.encoding.event_space)
+    ngram = set_ngram(sd, vocabulary)
+    pool, longest = data_pool(sd, family, gen.span)
+    quality = Q.assess(
+        family=family,
+        perplexity=metrics["perplexity"],
+        ngram=ngram,
+        generated=Q.pieces(gen.notes, SECONDS_PER_STEP),
+        data=sd.profiles[(family, round(gen.span, 6))]["pieces"],
+        pool=pool,
+        data_longest=longest,
+        rng=np.random.default_rng([settings.seed, 11]),
+        chord_tones=(improv["generated"], improv["data"]) if improv else None,
+        controls=controls,
+    )
+    history = loss_history(meta.get("run_id"))
     info = {k: meta.get(k) for k in ("name", "version", "run_id", "step", "data_version")}
     info.update(
         {
@@ -975,10 +1122,13 @@ def evaluate_model(
         uniform_distances=MS.compare(data, uniform),
         improv=improv,
         controls=controls,
-        history=loss_history(meta.get("run_id")),
-        vocabulary=vocabulary_size(family, cfg.encoding.event_space),
+        history=history,
+        vocabulary=vocabulary,
         unit=unit_weights(cfg)[0],
         seconds=time.perf_counter() - t0,
+        quality=quality,
+        ngram=ngram,
+        training=training_time(meta.get("run_id"), history),
     )
     say(
         f"{name}: pitch-class distance {result.distances['pch_distance']:.3f} "
@@ -1066,6 +1216,9 @@ def summary_entry(r: Result) -> dict[str, Any]:
         },
         "generated": stats,
         "goals": goals(r),
+        "quality": r.quality,
+        "ngram": {k: r.ngram[k] for k in ("order", "loss", "perplexity")} if r.ngram else None,
+        "training": r.training,
     }
     if r.improv:
         entry["chord_tone_ratio"] = dict(r.improv)
@@ -1097,6 +1250,8 @@ SUMMARY_FIELDS = (
     "eval_event_accuracy",
     "eval_no_event_accuracy",
     "eval_loss_per_step",
+    "quality_pass",
+    "ngram_perplexity",
     "cross_perplexity",
     "pch_distance",
     "pch_distance_uniform",
@@ -1120,6 +1275,8 @@ def summary_rows(results: Sequence[Result]) -> list[dict[str, Any]]:
                 "family": r.family,
                 "example_set": r.example_set,
                 **{f"eval_{k}": r.eval[k] for k in METRIC_KEYS},
+                "quality_pass": r.quality.get("pass", ""),
+                "ngram_perplexity": (r.ngram or {}).get("perplexity", ""),
                 "cross_perplexity": "; ".join(
                     f"{s}={m['perplexity']:.4g}" for s, m in r.cross.items()
                 ),
@@ -1153,6 +1310,17 @@ def summary_rows(results: Sequence[Result]) -> list[dict[str, Any]]:
                 "velocity_spread": r.uniform["velocity_spread"],
             }
         )
+        if r.ngram:
+            rows.append(
+                {
+                    "variant": f"ngram_kn{r.ngram['order']}@{set_name}",
+                    "family": r.family,
+                    "example_set": set_name,
+                    "eval_perplexity": r.ngram["perplexity"],
+                    "eval_loss": r.ngram["loss"],
+                    "ngram_perplexity": r.ngram["perplexity"],
+                }
+            )
     return rows
 
 
@@ -1341,6 +1509,7 @@ def render_report(
         "equally likely, perplexity = vocabulary size) sampled at the same lengths. "
         "Histogram distances are total-variation distances (0 = identical, 1 = disjoint).",
         "",
+        *quality_table(results),
         "## Summary",
         "",
         "| variant | example set | eval perplexity | eval accuracy | eval loss per musical unit | "
@@ -1362,6 +1531,11 @@ def render_report(
             f"{_fmt(r.uniform_distances['interval_distance'])} | "
             f"{_fmt(r.uniform['in_key_ratio'])} |"
         )
+        if r.ngram:
+            lines.append(
+                f"| *n-gram (Kneser-Ney, order {r.ngram['order']})* | {set_name} | "
+                f"{_fmt(r.ngram['perplexity'])} | - | - | - | - | - | - |"
+            )
     lines += [
         "",
         "![pitch-class distance per variant](figures/summary_pch.png)",
@@ -1406,6 +1580,61 @@ def render_report(
             "",
         ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+QUALITY_LABELS = {
+    "perplexity_vs_ngram": "eval perplexity <= 0.95 x n-gram",
+    "samples": f"samples >= {Q.MIN_SAMPLES}",
+    "pitch_class_distance": "pitch classes",
+    "interval_distance": "intervals",
+    "duration_distance": "durations",
+    "density_difference": "density (notes/s)",
+    "chord_tone_ratio": "chord tones >= 0.9 x data",
+    "longest_note_seconds": "longest note (s) <= data's",
+    "density_requests_met": "density requests within 20 %",
+    "histogram_requests_distance": "histogram requests TV <= 0.2",
+    "notes_per_step": "notes per step in data p5-p95",
+    "pitch_range": "pitch range in data p5-p95",
+}
+
+
+def _criterion_cell(c: Mapping[str, Any] | None) -> str:
+    if c is None:
+        return "-"
+    verdict = {True: "pass", False: "**fail**", None: "n/a"}[c["pass"]]
+    if c["op"] == "in":
+        bound = f"in [{_fmt(c['low'], 2)}, {_fmt(c['high'], 2)}]"
+    else:
+        bound = f"{c['op']} {_fmt(c['threshold'])}"
+    return f"{verdict} ({_fmt(c['value'])} {bound})"
+
+
+def quality_table(results: Sequence[Result]) -> list[str]:
+    """The report's first table: each variant's verdict and every criterion's value vs bar."""
+    keys = [k for k in QUALITY_LABELS if any(k in r.quality.get("criteria", {}) for r in results)]
+    lines = [
+        "## Quality bar",
+        "",
+        "Floors of issue 12, measured, not tuned: held-out perplexity at least 5 % below an "
+        "interpolated Kneser-Ney n-gram fitted on the set's train split (order chosen on the eval "
+        f"split); at least {Q.MIN_SAMPLES} samples; sample histograms and density within "
+        f"{Q.FLOOR_FACTOR:g}x the data's own noise floor (two random disjoint groups of eval "
+        "windows of the generated and data sample counts; the floor is the "
+        f"{Q.FLOOR_PERCENTILE:g}th percentile of "
+        f"{Q.FLOOR_DRAWS} draws; the threshold shown is {Q.FLOOR_FACTOR:g}x that floor).",
+        "",
+        "| variant | overall | " + " | ".join(QUALITY_LABELS[k] for k in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for r in results:
+        crit = r.quality.get("criteria", {})
+        overall = (
+            f"{'pass' if r.quality.get('pass') else '**fail**'} "
+            f"({r.quality.get('passed', 0)}/{len(crit)})"
+        )
+        cells = [_criterion_cell(crit.get(k)) for k in keys]
+        lines.append(f"| {r.name} | {overall} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def variant_section(r: Result, settings: Settings) -> list[str]:
@@ -1555,6 +1784,13 @@ def write_outputs(
                 for s, r in _baseline_sources(results).items()
             }
         )
+        summary["ngram_baseline"] = _finite(
+            {
+                s: {k: r.ngram[k] for k in ("order", "loss", "perplexity")}
+                for s, r in _baseline_sources(results).items()
+                if r.ngram
+            }
+        )
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         (tmp / "report.md").write_text(
             render_report(results, settings, missing, registry.tracking_uri())
@@ -1619,6 +1855,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results.append(result)
     if cache:
         cache.prune({r.name for r in results})
+    record_quality(results, say)
     evaluated = {r.name for r in results}
     missing = sorted(v for v in settings.variant_sets if v not in evaluated) if not names else []
     files = write_outputs(results, settings, missing, output)
@@ -1627,6 +1864,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "outputs": files,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def record_quality(results: Sequence[Result], say: Callable[[str], None]) -> None:
+    """Put each evaluated version's verdict on its model card (``quality`` tag + description)."""
+    from modeling import registry
+
+    for r in results:
+        version = r.model.get("version")
+        if version is None or not r.quality:
+            continue
+        verdict, text = Q.verdict_text(r.quality)
+        try:
+            registry.set_quality(r.name, version, verdict, text)
+        except registry.RegistryError as exc:
+            say(f"{r.name}: quality verdict not recorded in the registry: {exc}")
+        say(f"{r.name}: quality {verdict} ({text})")
 
 
 def code_version(root: Path | None = None) -> str:

@@ -67,8 +67,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from note_seq.protobuf import music_pb2  # noqa: E402
 
+from modeling import first_line, quiet_libraries  # noqa: E402
 from modeling import primers as P  # noqa: E402
-from modeling import quiet_libraries  # noqa: E402
 from modeling.primers import RequestError  # noqa: E402
 from modeling.scales import Scale, ScaleError  # noqa: E402
 from modeling.scales import resolve as resolve_scale  # noqa: E402
@@ -561,7 +561,7 @@ def _quantized(ns: music_pb2.NoteSequence, what: str) -> music_pb2.NoteSequence:
     try:
         return sequences_lib.quantize_note_sequence(ns, STEPS_PER_QUARTER)
     except Exception as exc:  # note-seq raises several quantisation errors
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise GenerateError(
             f"{what}: cannot quantise the primer ({type(exc).__name__}: {first})"
         ) from None
@@ -642,7 +642,7 @@ def plan_melody(model: Any, req: Request, family: str) -> Plan:
         mfam.melody_events_to_indices(values, lo, hi)  # range check on the user's primer
     except ValueError as exc:
         raise GenerateError(f"{flag}: {exc}") from None
-    key_normalised = family == "melody" and enc.event_space == mfam.config_event_space(
+    key_normalised = family == "melody" and enc.event_space == mfam.event_space(
         mfam.MelodyExtractConfig()
     )
     shift = _key_transposition(values, lo, hi) if key_normalised else 0
@@ -1031,7 +1031,7 @@ def load_model(
         except registry.RegistryError as exc:  # e.g. no store yet
             raise GenerateError(f"{exc}; train a model first or use --checkpoint") from None
         except Exception as exc:  # mlflow store unreachable / corrupt
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise GenerateError(f"registry at {registry.tracking_uri()}: {first}") from None
         if name not in names:
             listed = ", ".join(names) if names else "none"

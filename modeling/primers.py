@@ -21,6 +21,7 @@ import note_seq
 import numpy as np
 from note_seq.protobuf import music_pb2
 
+from modeling import first_line
 from modeling.families.chords import ChordColumnError, chord_columns
 
 
@@ -88,7 +89,7 @@ def read_primer_midi(path: str | Path) -> music_pb2.NoteSequence:
     try:
         ns = note_seq.midi_file_to_note_sequence(str(p))
     except Exception as exc:  # note-seq wraps mido/pretty_midi errors inconsistently
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise RequestError(f"--primer_midi: cannot read {str(p)!r}: {first}") from None
     if not any(not n.is_drum for n in ns.notes):
         raise RequestError(f"--primer_midi: {str(p)!r} holds no pitched notes")

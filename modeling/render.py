@@ -194,21 +194,3 @@ def render_audio(ns: music_pb2.NoteSequence, path: Path) -> str:
         wavfile.write(tmp_wav, SAMPLE_RATE, pcm)
         shutil.move(str(tmp_wav), path)
     return "synth"
-
-
-def render_all(
-    ns: music_pb2.NoteSequence,
-    stem: Path,
-    title: str = "",
-    primer_end: float | None = None,
-    audio: bool = True,
-) -> dict[str, str]:
-    """MIDI + piano roll (+ WAV) beside each other as ``stem.mid/.png/.wav``; returns the paths."""
-    out = {
-        "midi": str(write_midi(ns, stem.with_suffix(".mid"))),
-        "piano_roll": str(piano_roll_png(ns, stem.with_suffix(".png"), title, primer_end)),
-    }
-    if audio:
-        out["audio_renderer"] = render_audio(ns, stem.with_suffix(".wav"))
-        out["audio"] = str(stem.with_suffix(".wav"))
-    return out

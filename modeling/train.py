@@ -68,7 +68,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from modeling import checkpoint as ckpt
-from modeling import quiet_libraries
+from modeling import first_line, quiet_libraries
 from modeling.data import (
     Batch,
     BatchSchedule,
@@ -762,7 +762,7 @@ def _probe(model: EventRNN, variant: VariantConfig, examples: ExampleSet, pad_va
             with torch.no_grad():
                 scorer(model.eval(), split.batch(idx, pad_value))
         except (ValueError, IndexError, RuntimeError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise UsageError(
                 f"example set {examples.name} does not fit variant {variant.name}: {first}"
             ) from None

@@ -4,8 +4,7 @@ Each family module (``modeling/families/{melody,improv,polyphony,performance}.py
 ``VARIANTS: dict[str, VariantConfig]``; training (``--variant NAME``), the registry (a registered
 model per variant) and generation resolve names here, so a variant name is unique across families.
 
-A family module that is not installed (``ModuleNotFoundError`` for that very module) is skipped; one
-that fails to import for another reason is recorded in :data:`FAMILY_ERRORS` and named in the
+A family module that fails to import is recorded in :data:`FAMILY_ERRORS` and named in the
 unknown-variant message instead of breaking every other family.
 """
 
@@ -32,11 +31,6 @@ def _load() -> dict[str, VariantConfig]:
     for family, module_name in FAMILY_MODULES.items():
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # family not written yet
-            FAMILY_ERRORS[family] = f"{type(exc).__name__}: {exc}"
-            continue
         except Exception as exc:  # a broken family must not hide the others
             FAMILY_ERRORS[family] = f"{type(exc).__name__}: {exc}"
             continue

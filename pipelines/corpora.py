@@ -42,6 +42,8 @@ from typing import Any
 
 import yaml
 
+from modeling import first_line
+
 SOURCES = Path(__file__).with_name("corpora.yaml")
 DEFAULT_DEST = Path("data/corpora")
 CHUNK = 1 << 16
@@ -116,11 +118,6 @@ def load_sources(path: Path = SOURCES) -> dict[str, Source]:
             extra={k: v for k, v in item.items() if k not in known},
         )
     return out
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
 
 
 # --- content checksums -------------------------------------------------------------------------

@@ -159,7 +159,7 @@ SCHEMA = Fields(
         "profile": STR,
         "beam": _BEAM,
         "ingest": Fields(
-            {  # pipelines.ingest._KNOBS
+            {  # pipelines.ingest.cli._KNOBS
                 "max_file_bytes": INT,
                 "timeout_s": NUMBER,
                 "num_shards": INT,
@@ -226,6 +226,7 @@ SCHEMA = Fields(
                 "models": nullable(ListOf(STR)),
                 "examples_root": STR,
                 "num_samples": INT,
+                "improv_progressions": INT,
                 "temperature": NUMBER,
                 "seed": INT,
                 "batch_size": INT,

@@ -24,7 +24,7 @@ import os
 import re
 from typing import Any
 
-from modeling import registry
+from modeling import first_line, registry
 from modeling.batch import DEFAULT_REPORTS, FAMILY_ORDER, note_name, quality_verdict, read_summary
 from studio.validation import FieldError, ModelChoice
 
@@ -179,7 +179,7 @@ def load_catalogue() -> dict[str, Any]:
             "error": f"{exc}; train a model first (make run or python -m modeling.train)",
         }
     except Exception as exc:  # MLflow store errors vary by backend
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         return {"tracking_uri": uri, "models": [], "error": f"registry at {uri}: {first}"}
     summary = read_summary(os.environ.get(REPORTS_ENV) or DEFAULT_REPORTS)
     models: dict[str, dict[str, Any]] = {}

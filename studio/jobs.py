@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modeling import first_line, render
 from modeling import generate as G
-from modeling import render
 from modeling.primers import RequestError
 from studio.validation import MAX_SEED, FieldError, StudioRequest, field_error
 
@@ -320,7 +320,7 @@ class Studio:
             job.error, job.status = field_error(str(exc), job.sreq.primer_type), "error"
         except Exception as exc:  # a bug, not bad input: log it whole, show one sentence
             log.exception("generation job %s failed", job.id)
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            first = first_line(exc, "")[:200]
             job.error = FieldError("form", f"Generation failed ({type(exc).__name__}: {first})")
             job.status = "error"
         finally:

@@ -26,6 +26,7 @@ from typing import Any
 
 from note_seq.protobuf import music_pb2
 
+from modeling import first_line
 from modeling import generate as G
 from modeling import primers as P
 from modeling.batch import plain_number
@@ -33,7 +34,6 @@ from modeling.primers import RequestError
 from modeling.scales import SCALE_NAMES, ScaleError
 from modeling.scales import resolve as resolve_scale
 
-FAMILIES = ("melody", "improv", "polyphony", "performance")
 PRIMER_TYPES = ("none", "notes", "events", "chord", "midi", "sample")
 """``sample``: a sample the Studio generated earlier, sent back by token as a MIDI primer."""
 HISTOGRAM_MODES = ("off", "sliders", "key")
@@ -77,7 +77,7 @@ class FieldError(ValueError):
 
 def sentence(text: str) -> str:
     """One plain sentence: first line only, flag prefix dropped, capitalised, full stop."""
-    line = (str(text).strip().splitlines() or ["Something went wrong"])[0].strip()
+    line = first_line(text, "Something went wrong").strip()
     line = re.sub(r"^--[a-z_]+(?:/--[a-z_]+)?:\s*", "", line)
     line = _FLAG_WORDS.sub(lambda m: _flag_label(m.group(0)), line)
     line = re.sub(r"\b(Length)(?: / Length)+\b", r"\1", line)
@@ -318,7 +318,7 @@ def read_midi_upload(data: bytes, limits: Limits) -> music_pb2.NoteSequence:
     try:
         ns = note_seq.midi_to_note_sequence(data)
     except Exception as exc:  # mido / pretty_midi raise many kinds on damaged files
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        reason = first_line(exc)[:160]
         raise FieldError(
             "primer_midi",
             f"The MIDI file is damaged and cannot be read ({reason or type(exc).__name__})",

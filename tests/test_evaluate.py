@@ -160,7 +160,7 @@ def in_store(store: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
 
 def test_report_files_and_every_variant(report: Path) -> None:
     summary = json.loads((report / "summary.json").read_text())
-    assert set(summary) == {*TRAIN, "uniform_random"}
+    assert set(summary) == {*TRAIN, "uniform_random", "ngram_baseline"}
     text = (report / "report.md").read_text()
     for variant in TRAIN:
         entry = summary[variant]
@@ -188,6 +188,9 @@ def test_report_files_and_every_variant(report: Path) -> None:
 
 def test_summary_table_has_uniform_baseline_rows(report: Path) -> None:
     rows = {r["variant"]: r for r in csv.DictReader((report / "summary.csv").open())}
+    ngram = {r.split("@")[1] for r in rows if r.startswith("ngram_kn")}
+    assert ngram == {"mel", "imp", "poly", "perf"}
+    rows = {k: v for k, v in rows.items() if not k.startswith("ngram_kn")}
     assert set(rows) == {*TRAIN, *(f"uniform_random@{s}" for s in ("mel", "imp", "poly", "perf"))}
     # a uniform model's perplexity is its vocabulary size: 38 melody classes, 259 polyphony, 388
     # performance-with-velocity
@@ -277,7 +280,7 @@ def test_dvc_presents_metrics_and_plots(report: Path, tmp_path: Path) -> None:
         check=True,
     )
     data = json.loads(shown.stdout)[""]["data"]["reports/summary.json"]["data"]
-    assert set(data) == {*TRAIN, "uniform_random"}
+    assert set(data) == {*TRAIN, "uniform_random", "ngram_baseline"}
     plots = subprocess.run(
         [*dvc, "plots", "show", "--json", "-x", "step", "-y", "eval_loss", "reports/plots/loss"],
         cwd=tmp_path,
@@ -287,6 +290,49 @@ def test_dvc_presents_metrics_and_plots(report: Path, tmp_path: Path) -> None:
         check=True,
     )
     assert set(json.loads(plots.stdout)["data"]) == {f"reports/plots/loss/{v}.csv" for v in TRAIN}
+
+
+def test_quality_bar_in_summary_report_and_registry(report: Path, in_store: dict) -> None:
+    """Every variant carries the quality block (criterion, bar, pass; overall pass), the report
+    opens with it, the n-gram baseline sits beside the uniform one, and the registry's model
+    card records the verdict."""
+    from modeling import registry
+
+    summary = json.loads((report / "summary.json").read_text())
+    c = registry.client()
+    for variant, (set_name, steps, _) in TRAIN.items():
+        q = summary[variant]["quality"]
+        crit = q["criteria"]
+        assert {"perplexity_vs_ngram", "samples", "pitch_class_distance", "interval_distance"} <= (
+            set(crit)
+        )
+        assert q["pass"] is all(v["pass"] is True for v in crit.values())
+        assert q["pass"] is False  # 2 samples of a 4-step model: far below the bar
+        assert crit["samples"] == {"value": 2.0, "op": ">=", "threshold": 32.0, "pass": False}
+        ng = summary["ngram_baseline"][set_name]
+        assert crit["perplexity_vs_ngram"]["threshold"] == pytest.approx(0.95 * ng["perplexity"])
+        assert summary[variant]["ngram"] == ng and ng["order"] >= 1
+        # a uniform model is the n-gram's worst case: the fitted one must beat it
+        assert ng["perplexity"] < summary["uniform_random"][set_name]["perplexity"]
+        for key in ("pitch_class_distance", "duration_distance", "density_difference"):
+            assert crit[key]["threshold"] == pytest.approx(1.5 * crit[key]["floor"])
+        training = summary[variant]["training"]
+        assert training["step"] in range(2, steps + 1, 2)
+        assert training["wall_s"] > 0 and training["train_s"] > 0
+        assert training["train_seconds"] >= training["train_s"]
+        mv = c.get_model_version_by_alias(variant, "champion")
+        assert mv.tags["quality"] == "fail"
+        assert "criteria pass; failing:" in (mv.description or "")
+    assert set(summary["multiconditioned_performance_with_dynamics"]["quality"]["criteria"]) >= {
+        "longest_note_seconds",
+        "density_requests_met",
+        "histogram_requests_distance",
+    }
+    assert "chord_tone_ratio" in summary["chord_pitches_improv"]["quality"]["criteria"]
+    assert {"notes_per_step", "pitch_range"} <= set(summary["polyphony"]["quality"]["criteria"])
+    text = (report / "report.md").read_text()
+    assert text.index("## Quality bar") < text.index("| variant |")  # the first table
+    assert text.count("| *n-gram (Kneser-Ney, order") == 4
 
 
 def test_same_seed_same_report(in_store: dict, report: Path, tmp_path: Path) -> None:
@@ -353,7 +399,9 @@ def test_variant_on_an_eval_only_set(in_store: dict, tmp_path: Path) -> None:
     assert math.isfinite(entry["eval"]["perplexity"])
     assert 0.0 <= entry["generated"]["pch_distance"] <= 1.0
     rows = {r["variant"] for r in csv.DictReader((out / "summary.csv").open())}
-    assert rows == {"basic_rnn", "uniform_random@mel_eval"}
+    assert rows == {"basic_rnn", "uniform_random@mel_eval"}  # no train split: no n-gram
+    crit = entry["quality"]["criteria"]["perplexity_vs_ngram"]
+    assert crit["pass"] is None and entry["quality"]["pass"] is False
     # training still refuses it, with the one-line reason
     from modeling.data import ExampleSet, ExampleSetError
 
@@ -461,7 +509,8 @@ def test_adherence_measures_density_and_histogram() -> None:
 
 def test_settings_defaults_and_checks() -> None:
     s = E.settings_from_params({"seed": 9, "variants": {"basic_rnn": {"example_set": "melody"}}})
-    assert s.alias == "champion" and s.num_samples == 4 and s.seed == 9
+    assert s.alias == "champion" and s.num_samples == 32 and s.seed == 9
+    assert s.improv_progressions == 8
     assert s.variant_sets == {"basic_rnn": "melody"} and s.extra_eval_sets == {}
     assert s.performance_requests == E.DEFAULT_REQUESTS
     s = E.settings_from_params(

@@ -298,7 +298,7 @@ def test_mono_config_keeps_pitches_and_key() -> None:
     got = [p for p in melody.indices_to_melody_events(example.events, 0) if p >= 0]
     assert got == [p for p, _, _ in notes]
     assert melody.event_space(melody.MONO_EXTRACT) == "melody:0-128"
-    assert melody.event_space() == melody.config_event_space(None) == "melody:48-84"
+    assert melody.event_space() == melody.event_space(None) == "melody:48-84"
     check_melody_parity("mono_rnn", melody.indices_to_melody_events(example.events, 0))
 
 

@@ -175,9 +175,6 @@ def event_space(cfg: ImprovExtractConfig | None = None) -> str:
     return melody_family.event_space_name(cfg.min_note, cfg.max_note)
 
 
-config_event_space = event_space
-
-
 # --------------------------------------------------------------------------------------------
 # Extraction
 # --------------------------------------------------------------------------------------------

@@ -154,9 +154,6 @@ def event_space(cfg: MelodyExtractConfig | None = None) -> str:
     return event_space_name(cfg.min_note, cfg.max_note)
 
 
-config_event_space = event_space  # the name generation uses
-
-
 # --------------------------------------------------------------------------------------------
 # Extraction steps (shared with improv.py)
 # --------------------------------------------------------------------------------------------
