@@ -30,6 +30,7 @@ PROFILE_SETS := $(if $(TRAIN_STEPS),--set train.num_steps=$(TRAIN_STEPS) --set '
 
 run: $(STAMP)
 	$(BIN)/python -m pipelines.profile use $(PROFILE) $(PROFILE_SETS)
+	$(BIN)/python -m pipelines.corpora fetch needed --skip-present
 	$(BIN)/dvc repro
 	@$(BIN)/python -m pipelines.profile summary
 

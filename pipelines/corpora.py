@@ -351,6 +351,23 @@ def verify(source: Source, folder: Path) -> tuple[bool, int, str]:
     return got == source.content_sha256, len(rows), got
 
 
+def needed(params_path: Path, dest: Path) -> list[str]:
+    """The corpora ``params_path``'s ``fetched_corpora`` read, when they are to live in ``dest``.
+
+    ``make run`` calls ``fetch needed --skip-present`` so a fresh clone's ``make run PROFILE=full``
+    gets its corpora; a ``data_root`` pointing elsewhere (a copy the user already has) needs none.
+    """
+    try:
+        params = yaml.safe_load(params_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise CorpusError(f"cannot read {params_path}: {first_line(err)}") from None
+    root = os.environ.get("MOTIF_DATA_ROOT") or str(params.get("data_root") or DEFAULT_DEST)
+    if Path(root).resolve() != dest.resolve():
+        return []
+    wanted = params.get("fetched_corpora") or {}
+    return sorted({str(item.get("path", name)).split("/")[0] for name, item in wanted.items()})
+
+
 # --- CLI ---------------------------------------------------------------------------------------
 
 
@@ -373,7 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", type=Path, default=SOURCES, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_fetch = sub.add_parser("fetch", help="download, verify and unpack corpora")
-    p_fetch.add_argument("names", nargs="+", metavar="NAME", help="a corpus name, or all")
+    p_fetch.add_argument(
+        "names",
+        nargs="+",
+        metavar="NAME",
+        help="a corpus name, all, or needed (those params.yaml's fetched_corpora read, when "
+        "data_root is --dest)",
+    )
     p_fetch.add_argument(
         "--dest",
         type=Path,
@@ -392,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     p_fetch.add_argument("--url", default=None, help="download from this URL instead (a mirror)")
     p_fetch.add_argument("--no-dvc", action="store_true", help="do not `dvc add` the folder")
     p_fetch.add_argument("--no-progress", action="store_true")
+    p_fetch.add_argument(
+        "--skip-present",
+        action="store_true",
+        help="leave a corpus whose folder already exists (`verify` re-checks it)",
+    )
+    p_fetch.add_argument("--params", type=Path, default=Path("params.yaml"), help=argparse.SUPPRESS)
     p_verify = sub.add_parser("verify", help="re-check corpus folders against their pins")
     p_verify.add_argument("names", nargs="+", metavar="NAME")
     p_verify.add_argument("--dest", type=Path, default=DEFAULT_DEST)
@@ -406,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
             for s in sources.values():
                 print(f"{s.name:9s} {s.title} — {s.repo}@{s.commit[:12]} — licence: {s.licence}")
             return 0
+        if args.cmd == "fetch" and args.names == ["needed"]:
+            args.names = needed(args.params, args.dest)
+            if not args.names:
+                return 0
         names = _names(sources, args.names)
         if getattr(args, "url", None) and len(names) != 1:
             _usage_error("--url needs exactly one corpus name")
@@ -421,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if bad else 0
         for n in names:
             s = sources[n]
+            if args.skip_present and (args.dest / n).is_dir():
+                print(f"{n}: already in {args.dest / n} (`motif corpora verify {n}` re-checks it)")
+                continue
             folder = fetch(
                 s,
                 args.dest,

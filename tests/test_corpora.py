@@ -292,3 +292,29 @@ def test_missing_corpora_skip_or_fail(tmp_path: Path, required: bool) -> None:
         assert done.returncode == 0, done.stdout
         assert "1 skipped" in done.stdout
         assert "motif corpora fetch all" in done.stdout
+
+
+def test_make_run_fetches_only_what_params_need(tmp_path: Path, server: Server) -> None:
+    """`make run` runs `fetch needed --skip-present`: the corpora params.yaml reads from data_root,
+    once; none when data_root points at a copy the user already has."""
+    server.routes["/tiny.tar.gz"] = (make_archive(FILES), None)
+    src = write_sources(tmp_path, server.url("/tiny.tar.gz"), expected_digest(FILES))
+    project = tmp_path / "project"
+    project.mkdir()
+    params = project / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {"data_root": "data/corpora", "fetched_corpora": {"tiny": {"path": "tiny/Dataset"}}}
+        )
+    )
+    args = ("--sources", str(src), "fetch", "needed", "--skip-present", "--no-dvc", "--no-progress")
+    first = run_cli(*args, cwd=project)
+    assert first.returncode == 0 and "tiny: 3 files verified" in first.stdout, first.stderr
+    again = run_cli(*args, cwd=project)
+    assert again.returncode == 0 and "already in" in again.stdout
+    params.write_text(
+        yaml.safe_dump({"data_root": "../elsewhere", "fetched_corpora": {"tiny": {"path": "tiny"}}})
+    )
+    (project / "data" / "corpora" / "tiny" / "LICENSE").unlink()
+    elsewhere = run_cli(*args, cwd=project)
+    assert elsewhere.returncode == 0 and elsewhere.stdout == ""
