@@ -293,3 +293,24 @@ def test_time_to_quality() -> None:
     no_clock = [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
     assert Q.time_to_quality(no_clock)["wall_s"] is None
     assert Q.time_to_quality([])["step"] is None
+
+
+def test_ngram_fit_is_bounded_by_a_seeded_sample_of_whole_examples() -> None:
+    """The full profile's 263M performance events took over 21 GB to count: the fit samples."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(5, 50, size=300)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    events = rng.integers(0, 10, size=int(offsets[-1])).astype(np.int16)
+    flat, sub = Q.sample_examples(events, offsets, 2000, seed=1)
+    assert int(sub[-1]) == len(flat) <= 2000 and len(sub) > 2
+    starts = {tuple(events[offsets[i] : offsets[i + 1]]) for i in range(300)}
+    assert all(tuple(flat[sub[j] : sub[j + 1]]) in starts for j in range(len(sub) - 1))
+    again, _ = Q.sample_examples(events, offsets, 2000, seed=1)
+    assert np.array_equal(flat, again)
+    split = SimpleNamespace(events=events, offsets=offsets)
+    capped = Q.ngram_baseline(split, split, 10, max_order=3, max_train_events=2000)
+    assert capped is not None and capped["train_events_used"] <= 2000 < capped["train_events"]
+    full = Q.ngram_baseline(split, split, 10, max_order=3)
+    assert full is not None and full["train_events_used"] == full["train_events"]
