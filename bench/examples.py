@@ -61,23 +61,27 @@ The last line printed is one JSON object with every figure and ratio.
                 ASAP, an even sample of each). Baseline: the same function's note-seq object
                 path (``fast=False``) on the same NoteSequences; every yield must be identical.
                 Projects the full POP909 + ASAP time from seconds per hour of music.
+
+Code: this module is the driver (params, ingest, timing both sides, the report); the Magenta
+baseline is ``bench.examples_baseline``, the chords and performance cases ``bench.examples_cases``.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, Run, default_data_root, split_of, timed
+from bench.common import REPO, Run, default_data_root, timed
+from bench.examples_baseline import baseline
+from bench.examples_cases import chord_case, perf_case, print_chords, print_performance, ratio
+from modeling.cli import ArgumentParser, UsageError, command
 
 CORPUS = "openewld"
 CORPUS_DIR = "openewld/dataset"  # under the data root
@@ -88,9 +92,6 @@ SETS = {  # motif example set (profiles/full.yaml) -> the Magenta configuration 
 CHORDS = "chords"  # the chord-inference case (not an example set)
 PERFORMANCE = "performance"  # performance extraction, fast path vs note-seq path (in process)
 CASES = [*SETS, CHORDS, PERFORMANCE]
-PERF_CORPUS_HOURS = {"pop909": 62.8, "asap": 93.0}  # the full profile's performance corpora
-PERF_GOAL_SPEEDUP = 5.0  # per sequence, against note-seq's objects (the fast=False path)
-CHORD_GOAL_SPEEDUP = 5.0  # per piece, against note-seq's infer_chords_for_sequence
 MB = 1_000_000
 MAGENTA = {  # anchors: Magenta 2.1.4 on this machine class, 2 cores
     "melody": {
@@ -110,382 +111,6 @@ FALLBACK_BEAM = {
 }
 FALLBACK_EXAMPLES = {"eval_ratio": 0.1, "seed": 1234, "augment_eval": False, "num_shards": 2}
 
-MIN_NOTE, MAX_NOTE = 48, 84  # Magenta's DEFAULT_MIN_NOTE / DEFAULT_MAX_NOTE
-STEPS_PER_QUARTER = 4
-
-
-# --------------------------------------------------------------------------------------------
-# Baseline (runs in its own process: ``--baseline SET``)
-# --------------------------------------------------------------------------------------------
-
-
-class Counts(dict):
-    """Magenta-style pipeline statistics: reason -> count."""
-
-    def inc(self, reason: str, n: int = 1) -> None:
-        self[reason] = self.get(reason, 0) + n
-
-
-def quantized_parts(ns: Any, counts: Counts) -> list[Any]:
-    """Magenta's TimeChangeSplitter + Quantizer: pieces that quantise; the rest counted."""
-    from note_seq import sequences_lib
-
-    errors = {
-        sequences_lib.MultipleTimeSignatureError: "multiple_time_signatures",
-        sequences_lib.MultipleTempoError: "multiple_tempos",
-        sequences_lib.BadTimeSignatureError: "bad_time_signature",
-        sequences_lib.NegativeTimeError: "negative_time",
-    }
-    out = []
-    for part in sequences_lib.split_note_sequence_on_time_changes(ns):
-        try:
-            out.append(sequences_lib.quantize_note_sequence(part, STEPS_PER_QUARTER))
-        except tuple(errors) as err:
-            counts.inc(next(name for kind, name in errors.items() if isinstance(err, kind)))
-    return out
-
-
-def magenta_melodies(
-    qns: Any, counts: Counts, *, min_unique_pitches: int, ignore_polyphonic_notes: bool
-) -> list[Any]:
-    """Magenta's ``extract_melodies`` loop (min_bars=7, max_steps_truncate=512, gap_bars=1)."""
-    import numpy as np
-    from note_seq import melodies_lib, sequences_lib
-
-    min_bars, max_steps = 7, 512
-    steps_per_bar = int(sequences_lib.steps_per_bar_in_quantized_sequence(qns))
-    found = []
-    for instrument in {n.instrument for n in qns.notes}:
-        start = 0
-        while True:
-            melody = melodies_lib.Melody()
-            try:
-                melody.from_quantized_sequence(
-                    qns,
-                    search_start_step=start,
-                    instrument=instrument,
-                    gap_bars=1.0,
-                    ignore_polyphonic_notes=ignore_polyphonic_notes,
-                    pad_end=False,
-                    filter_drums=True,
-                )
-            except melodies_lib.PolyphonicMelodyError:
-                counts.inc("polyphonic_tracks_discarded")
-                break
-            start = melody.end_step + (-melody.end_step) % steps_per_bar  # next bar boundary
-            if not melody:
-                break
-            if len(melody) < melody.steps_per_bar * min_bars:
-                counts.inc("melodies_discarded_too_short")
-                continue
-            if len(melody) > max_steps:
-                melody.set_length(max_steps)
-                counts.inc("melodies_truncated")
-            if np.count_nonzero(melody.get_note_histogram()) < min_unique_pitches:
-                counts.inc("melodies_discarded_too_few_pitches")
-                continue
-            found.append(melody)
-    return found
-
-
-def melody_examples(qns: Any, counts: Counts) -> list[Any]:
-    """melody_rnn's MelodyExtractor + EncoderPipeline's squash (key of C, 48..84)."""
-    from note_seq import events_lib
-
-    try:
-        melodies = magenta_melodies(qns, counts, min_unique_pitches=5, ignore_polyphonic_notes=True)
-    except events_lib.NonIntegerStepsPerBarError:
-        counts.inc("non_integer_steps_per_bar")
-        return []
-    for melody in melodies:
-        melody.squash(MIN_NOTE, MAX_NOTE, 0)
-    return melodies
-
-
-def lead_sheet_examples(qns: Any, counts: Counts) -> list[Any]:
-    """improv_rnn's LeadSheetExtractor (``extract_lead_sheet_fragments``, all 12 keys)."""
-    from note_seq import chord_symbols_lib, chords_lib, events_lib, lead_sheets_lib
-
-    sheets = []
-    try:
-        melodies = magenta_melodies(
-            qns, counts, min_unique_pitches=3, ignore_polyphonic_notes=False
-        )
-        for melody in melodies:
-            chords = chords_lib.ChordProgression()
-            try:
-                chords.from_quantized_sequence(qns, melody.start_step, melody.end_step)
-            except chords_lib.CoincidentChordsError:
-                counts.inc("coincident_chords")
-                continue
-            if all(chord == chords_lib.NO_CHORD for chord in chords):
-                counts.inc("empty_chord_progressions")
-                continue
-            sheet = lead_sheets_lib.LeadSheet(melody, chords)
-            for amount in range(-6, 6):
-                moved = copy.deepcopy(sheet)
-                moved.transpose(amount)
-                sheets.append(moved)
-    except events_lib.NonIntegerStepsPerBarError:
-        counts.inc("non_integer_steps_per_bar")
-        return []
-    except chord_symbols_lib.ChordSymbolError:
-        counts.inc("chord_symbol_exception")
-        return []
-    return sheets
-
-
-def baseline(set_name: str, ingest_dir: str, seed: int, eval_ratio: float) -> dict[str, Any]:
-    """Build one set the Magenta way in this process; figures of what it made."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    import numpy as np
-    import pyarrow.parquet as pq
-    from note_seq import chord_symbols_lib, chords_encoder_decoder, encoder_decoder
-    from note_seq import melody_encoder_decoder as med
-    from note_seq.protobuf import music_pb2
-
-    start = time.perf_counter()
-    if set_name == "melody":
-        enc = med.KeyMelodyEncoderDecoder(min_note=MIN_NOTE, max_note=MAX_NOTE)
-    else:
-        enc = encoder_decoder.ConditionalEventSequenceEncoderDecoder(
-            chords_encoder_decoder.PitchChordsEncoderDecoder(),
-            encoder_decoder.OneHotEventSequenceEncoderDecoder(
-                med.MelodyOneHotEncoding(MIN_NOTE, MAX_NOTE)
-            ),
-        )
-    counts = Counts()
-    made = {"train": 0, "eval": 0}
-    inputs = events = nbytes = 0
-    for shard in sorted(Path(ingest_dir).glob("notesequences-*.parquet")):
-        table = pq.read_table(shard, columns=["id", "note_sequence"])
-        for sid, blob in zip(
-            table["id"].to_pylist(), table["note_sequence"].to_pylist(), strict=True
-        ):
-            inputs += 1
-            split = split_of(sid, seed, eval_ratio)
-            ns = music_pb2.NoteSequence.FromString(blob)
-            for qns in quantized_parts(ns, counts):
-                if set_name == "melody":
-                    for melody in melody_examples(qns, counts):
-                        x, y = enc.encode(melody)
-                        made[split] += 1
-                        events += len(melody)
-                        nbytes += np.asarray(x, np.float32).nbytes + np.asarray(y, np.int64).nbytes
-                    continue
-                for sheet in lead_sheet_examples(qns, counts):
-                    sheet.squash(MIN_NOTE, MAX_NOTE, None)
-                    try:
-                        x, y = enc.encode(sheet.chords, sheet.melody)
-                    except chords_encoder_decoder.ChordEncodingError:
-                        counts.inc("chord_encoding_exception")
-                        continue
-                    except chord_symbols_lib.ChordSymbolError:
-                        counts.inc("chord_symbol_exception")
-                        continue
-                    made[split] += 1
-                    events += len(sheet)
-                    nbytes += np.asarray(x, np.float32).nbytes + np.asarray(y, np.int64).nbytes
-    return {
-        "inputs": inputs,
-        "examples_train": made["train"],
-        "examples_eval": made["eval"],
-        "events": events,
-        "bytes": nbytes,
-        "input_size": enc.input_size,
-        "counts": dict(sorted(counts.items())),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Chord inference case (in this process)
-# --------------------------------------------------------------------------------------------
-
-
-def chord_pieces(data_root: Path, files: int) -> tuple[list[Path], list[Any]]:
-    """An even sample of EDM and POP909 MIDI files, quantised as the improv pipeline does."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    from note_seq import midi_io
-
-    from modeling.families.base import Dropped
-    from modeling.families.melody import quantized_parts
-
-    def sample(paths: list[Path], n: int) -> list[Path]:
-        return paths[:: max(1, len(paths) // n)][:n] if n else []
-
-    n_edm = (3 * files + 3) // 4
-    edm = sample(sorted((data_root / "edm").rglob("*.mid")), n_edm)
-    pop = sample(sorted((data_root / "pop909").rglob("POP909/*/*.mid")), files - len(edm))
-    pieces = []
-    for path in edm + pop:
-        ns = midi_io.midi_file_to_note_sequence(str(path))
-        pieces += [q for q in quantized_parts(ns, STEPS_PER_QUARTER) if not isinstance(q, Dropped)]
-    return edm + pop, pieces
-
-
-def infer_all(infer: Any, pieces: list[Any]) -> tuple[float, list[Any]]:
-    """Seconds to infer chords on fresh copies of ``pieces``, and what each left behind."""
-    from note_seq import chord_inference
-    from note_seq.protobuf import music_pb2
-
-    copies = []
-    for piece in pieces:
-        fresh = music_pb2.NoteSequence()
-        fresh.CopyFrom(piece)
-        copies.append(fresh)
-    raised: list[Any] = [None] * len(copies)
-    start = time.perf_counter()
-    for i, qns in enumerate(copies):
-        try:
-            infer(qns)
-        except chord_inference.ChordInferenceError as err:
-            raised[i] = (type(err).__name__, str(err))
-    elapsed = time.perf_counter() - start
-    return elapsed, [
-        error or [(ta.time, ta.quantized_step, ta.text) for ta in qns.text_annotations]
-        for error, qns in zip(raised, copies, strict=True)
-    ]
-
-
-def chord_case(data_root: Path, files: int, repeat: int) -> dict[str, Any]:
-    """note-seq's chord inference vs motif's on the same pieces, interleaved, best of N."""
-    from note_seq import chord_inference
-
-    from modeling.families import chords
-
-    paths, pieces = chord_pieces(data_root, files)
-    if not pieces:
-        raise SystemExit(f"bench: no MIDI pieces found under {data_root} (edm, pop909)")
-    original = chord_inference._key_chord_transition_distribution
-    memo: dict[tuple[bytes, float, float], Any] = {}
-
-    def memoised(dist: Any, key_change_prob: float, chord_change_prob: float) -> Any:
-        key = (dist.tobytes(), key_change_prob, chord_change_prob)
-        if key not in memo:
-            memo[key] = original(dist, key_change_prob, chord_change_prob)
-        return memo[key]
-
-    def memoised_infer(qns: Any) -> None:
-        chord_inference._key_chord_transition_distribution = memoised
-        try:
-            chord_inference.infer_chords_for_sequence(qns)
-        finally:
-            chord_inference._key_chord_transition_distribution = original
-
-    chords.inference_model(0.001, 0.5, 0.01)  # built once per process, like note-seq's import
-    base_s, memo_s, ours_s = [], [], []
-    identical = True
-    for _ in range(repeat):
-        seconds, theirs = infer_all(chord_inference.infer_chords_for_sequence, pieces)
-        base_s.append(seconds)
-        seconds, memoised_out = infer_all(memoised_infer, pieces)
-        memo_s.append(seconds)
-        seconds, ours = infer_all(chords.infer_chords, pieces)
-        ours_s.append(seconds)
-        identical = identical and ours == theirs == memoised_out
-    n = len(pieces)
-    entry = {
-        "files": len(paths),
-        "pieces": n,
-        "notes": sum(len(piece.notes) for piece in pieces),
-        "inferred": sum(isinstance(r, list) for r in ours),
-        "identical": identical,
-        "baseline_s": round(min(base_s), 3),
-        "memoised_s": round(min(memo_s), 3),
-        "ours_s": round(min(ours_s), 3),
-        "baseline_s_per_piece": round(min(base_s) / n, 4),
-        "memoised_s_per_piece": round(min(memo_s) / n, 4),
-        "ours_s_per_piece": round(min(ours_s) / n, 5),
-        "speedup_vs_baseline": ratio(min(base_s), min(ours_s), 1),
-        "speedup_vs_memoised": ratio(min(memo_s), min(ours_s), 1),
-        "goal_speedup": CHORD_GOAL_SPEEDUP,
-    }
-    entry["meets_speed_goal"] = identical and (entry["speedup_vs_baseline"] or 0) >= (
-        CHORD_GOAL_SPEEDUP
-    )
-    return entry
-
-
-def perf_sequences(data_root: Path, files: int) -> dict[str, list[Any]]:
-    """An even sample of POP909 and ASAP MIDI files as NoteSequences, per corpus."""
-    import note_seq
-
-    found = {
-        "pop909": sorted((data_root / "pop909/POP909").glob("[0-9][0-9][0-9]/[0-9][0-9][0-9].mid")),
-        "asap": sorted((data_root / "asap").glob("**/*.mid")),
-    }
-    out: dict[str, list[Any]] = {}
-    for corpus, paths in found.items():
-        want = max(1, files // 2)
-        step = max(1, len(paths) // want)
-        out[corpus] = []
-        for path in paths[::step][:want]:
-            try:
-                out[corpus].append(note_seq.midi_file_to_note_sequence(str(path)))
-            except note_seq.MIDIConversionError:
-                continue
-    return out
-
-
-def perf_case(data_root: Path, files: int, repeat: int) -> dict[str, Any]:
-    """Fast vs note-seq performance extraction on the same sequences, interleaved, best of N."""
-    from modeling.families import performance as Q
-    from modeling.families.base import Dropped
-
-    def run(seqs: list[Any], cfg: Any, fast: bool) -> tuple[float, list[Any]]:
-        start = time.perf_counter()
-        got = [list(Q.extract(ns, cfg, augment=True, fast=fast)) for ns in seqs]
-        elapsed = time.perf_counter() - start
-        return elapsed, [
-            [
-                x.reason
-                if isinstance(x, Dropped)
-                else (x.stretch, x.transposition, x.events.tobytes())
-                for x in items
-            ]
-            for items in got
-        ]
-
-    sequences = perf_sequences(data_root, files)
-    entry: dict[str, Any] = {"corpora": {}, "goal_speedup": PERF_GOAL_SPEEDUP, "identical": True}
-    projected = {"baseline_s": 0.0, "ours_s": 0.0}
-    for corpus, seqs in sequences.items():
-        names = ("PIANO",) if corpus == "pop909" else ()
-        hours = sum(ns.total_time for ns in seqs) / 3600
-        c: dict[str, Any] = {"sequences": len(seqs), "hours": round(hours, 2)}
-        for bins in (0, 32):
-            cfg = Q.PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=names)
-            base_s, ours_s = [], []
-            for _ in range(repeat):
-                seconds, theirs = run(seqs, cfg, fast=False)
-                base_s.append(seconds)
-                seconds, ours = run(seqs, cfg, fast=True)
-                ours_s.append(seconds)
-                entry["identical"] = entry["identical"] and ours == theirs
-            b, o = min(base_s), min(ours_s)
-            c[f"v{bins}"] = {
-                "examples": sum(not isinstance(x, str) for items in ours for x in items),
-                "baseline_s_per_sequence": round(b / len(seqs), 4),
-                "ours_s_per_sequence": round(o / len(seqs), 5),
-                "speedup_vs_baseline": ratio(b, o, 1),
-            }
-            projected["baseline_s"] += b / hours * PERF_CORPUS_HOURS[corpus]
-            projected["ours_s"] += o / hours * PERF_CORPUS_HOURS[corpus]
-        entry["corpora"][corpus] = c
-    entry["projected_full_s"] = {k: round(v, 1) for k, v in projected.items()}
-    entry["meets_speed_goal"] = entry["identical"] and all(
-        (v["speedup_vs_baseline"] or 0) >= PERF_GOAL_SPEEDUP
-        for c in entry["corpora"].values()
-        for k, v in c.items()
-        if k.startswith("v")
-    )
-    return entry
-
 
 # --------------------------------------------------------------------------------------------
 # Driver
@@ -493,6 +118,7 @@ def perf_case(data_root: Path, files: int, repeat: int) -> dict[str, Any]:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping, or {} where the file is unreadable (the fallbacks above then apply)."""
     import yaml
 
     try:
@@ -561,10 +187,6 @@ def run_pipeline(name: str, work: Path, params_path: Path) -> Run:
     return Run(wall, cpu, metrics)
 
 
-def ratio(a: float | None, b: float | None, digits: int = 2) -> float | None:
-    return None if not a or not b else round(a / b, digits)
-
-
 def summarize(name: str, base_runs: list[Run], ours_runs: list[Run]) -> dict[str, Any]:
     # Best of N: on a shared machine the fastest run is the one least disturbed by others.
     base_s = min(r.wall_s for r in base_runs)
@@ -626,8 +248,9 @@ def summarize(name: str, base_runs: list[Run], ours_runs: list[Run]) -> dict[str
     return entry
 
 
+@command("bench")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m bench.examples",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -663,13 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown = [s for s in names if s not in CASES]
     if unknown or not names or args.repeat < 1 or args.chord_files < 1 or args.perf_files < 1:
-        print(
-            f"bench: unknown set {', '.join(unknown) or '(none)'}; known: {', '.join(CASES)}"
+        raise UsageError(
+            f"unknown set {', '.join(unknown) or '(none)'}; known: {', '.join(CASES)}"
             if unknown or not names
-            else "bench: --repeat, --chord-files and --perf-files must be >= 1",
-            file=sys.stderr,
+            else "--repeat, --chord-files and --perf-files must be >= 1"
         )
-        return 2
     folder = Path(args.data_root) / CORPUS_DIR
     needed = [folder] if set(names) & set(SETS) else []
     if CHORDS in names:
@@ -678,12 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         needed += [Path(args.data_root) / "pop909", Path(args.data_root) / "asap"]
     missing = [str(p) for p in needed if not p.is_dir()]
     if missing:
-        print(
-            f"bench: corpus data not found: {', '.join(missing)} "
-            "(set --data-root or MOTIF_SHARED_DATA)",
-            file=sys.stderr,
+        raise UsageError(
+            f"corpus data not found: {', '.join(missing)} (set --data-root or MOTIF_SHARED_DATA)"
         )
-        return 2
 
     if args.keep:
         work = Path(args.keep).resolve()
@@ -742,38 +360,13 @@ def mb(n: float | None) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
+    """Every case's human lines, then the whole report as one JSON line (the last line)."""
     if report["sets"]:
         print_sets(report)
     if "chords" in report:
-        c = report["chords"]
-        print(
-            f"chords: {c['pieces']} pieces ({c['notes']} notes, {c['inferred']} harmonised) from "
-            f"{c['files']} MIDI files; identical to note-seq: {c['identical']}; "
-            f"best of {report['repeat']}"
-        )
-        print(
-            f"  note-seq {c['baseline_s_per_piece']} s/piece, memoised note-seq "
-            f"{c['memoised_s_per_piece']} s/piece, motif {c['ours_s_per_piece']} s/piece: "
-            f"{c['speedup_vs_baseline']}x vs note-seq, {c['speedup_vs_memoised']}x vs memoised; "
-            f"goal >= {CHORD_GOAL_SPEEDUP}x: {'met' if c['meets_speed_goal'] else 'MISSED'}"
-        )
+        print_chords(report["chords"], report["repeat"])
     if "performance" in report:
-        p = report["performance"]
-        for corpus, c in p["corpora"].items():
-            for key in ("v0", "v32"):
-                v = c[key]
-                print(
-                    f"performance {corpus} {key}: {c['sequences']} sequences ({c['hours']} h), "
-                    f"{v['examples']} examples; note-seq {v['baseline_s_per_sequence']} s/seq, "
-                    f"motif {v['ours_s_per_sequence']} s/seq: {v['speedup_vs_baseline']}x"
-                )
-        proj = p["projected_full_s"]
-        print(
-            f"performance: identical to note-seq: {p['identical']}; projected full POP909 + ASAP "
-            f"(both velocity settings, all augmented): note-seq {proj['baseline_s']} s, motif "
-            f"{proj['ours_s']} s; goal >= {PERF_GOAL_SPEEDUP}x: "
-            f"{'met' if p['meets_speed_goal'] else 'MISSED'}"
-        )
+        print_performance(report["performance"])
     print(json.dumps(report, sort_keys=True))
 
 

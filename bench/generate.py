@@ -26,7 +26,6 @@ The last line printed is one JSON object with every figure and the speed-ups ove
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -38,6 +37,7 @@ from pathlib import Path
 
 from bench.common import REPO, default_data_root, example_row, write_example_set
 from bench.train import build_openewld_set
+from modeling.cli import ArgumentParser, command
 
 MAGENTA = {
     "melody_10x128_seconds": 33.0,
@@ -152,10 +152,9 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.generate", description=__doc__.split("\n\n")[0]
-    )
+@command("bench")
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m bench.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
@@ -197,29 +196,19 @@ def main() -> int:
             for k, ns in enumerate(notes):
                 render.write_midi(ns, Path(tmp) / f"{k}.mid")
             midi_s.append(engine_s[-1] + time.perf_counter() - t1)
-            t1 = time.perf_counter()
             stems = [G.output_stem(model.variant, i, k + 1) for k in range(10)]
-            G.write_outputs(
-                Path(tmp) / "all",
-                stems,
-                notes,
-                [{} for _ in stems],
-                primer_seconds=plan.primer_seconds,
-                audio="none",
-                overwrite=False,
-            )
-            png_s.append(engine_s[-1] + time.perf_counter() - t1)
-            t1 = time.perf_counter()
-            G.write_outputs(
-                Path(tmp) / "wav",
-                stems,
-                notes,
-                [{} for _ in stems],
-                primer_seconds=plan.primer_seconds,
-                audio="wav",
-                overwrite=False,
-            )
-            wav_s.append(engine_s[-1] + time.perf_counter() - t1)
+            for folder, audio, seconds in (("all", "none", png_s), ("wav", "wav", wav_s)):
+                t1 = time.perf_counter()
+                G.write_outputs(
+                    Path(tmp) / folder,
+                    stems,
+                    notes,
+                    [{} for _ in stems],
+                    primer_seconds=plan.primer_seconds,
+                    audio=audio,
+                    overwrite=False,
+                )
+                seconds.append(engine_s[-1] + time.perf_counter() - t1)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Run, default_data_root, timed
+from modeling.cli import ArgumentParser, UsageError, command
 
 CORPORA = {  # name -> folder under the data root
     "openewld": "openewld/dataset",
@@ -104,8 +105,9 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+@command("bench")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     parser.add_argument("--corpora", default="openewld,pop909")
     parser.add_argument(
         "--data-root",
@@ -123,13 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [c.strip() for c in args.corpora.split(",") if c.strip()]
     unknown = [c for c in names if c not in CORPORA]
     if unknown:
-        print(f"bench: unknown corpus {', '.join(unknown)}; known: {', '.join(CORPORA)}")
-        return 2
+        raise UsageError(f"unknown corpus {', '.join(unknown)}; known: {', '.join(CORPORA)}")
     root = Path(args.data_root)
     missing = [c for c in names if not (root / CORPORA[c]).is_dir()]
     if missing:
-        print(f"bench: corpus data not found under {root}: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"corpus data not found under {root}: {', '.join(missing)}")
 
     report: dict[str, Any] = {"load_average_start": os.getloadavg()[0], "corpora": {}}
     lines = []

@@ -1,7 +1,7 @@
 """Where every variant stands against the quality bar (issue 12): one JSON line per variant.
 
-    .venv/bin/python bench/quality.py --summary data/reports/summary.json
-    .venv/bin/python bench/quality.py --params params.yaml [--examples-root data/examples]
+    .venv/bin/python -m bench.quality --summary data/reports/summary.json
+    .venv/bin/python -m bench.quality --params params.yaml [--examples-root data/examples]
         [--output bench/out/quality] [--models a b ...] [--num-samples N]
 
 With ``--summary`` it reads a report the evaluate stage already wrote; otherwise it runs the stage
@@ -15,16 +15,13 @@ clock; null where the training run did not record it). The last line sums up the
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from bench.common import timed  # noqa: E402
+from bench.common import timed
+from modeling.cli import ArgumentParser, UsageError, command
 
 BASELINE_KEYS = ("uniform_random", "ngram_baseline")
 
@@ -65,8 +62,9 @@ def lines(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+@command("bench")
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench/quality.py", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n")[0])
     p.add_argument("--summary", default=None, help="read this summary.json instead of evaluating")
     p.add_argument("--params", default="params.yaml", help="params file for the evaluate stage")
     p.add_argument("--examples-root", default=None, help="example sets (default from params)")
@@ -99,16 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        print(f"bench/quality: cannot read {path}: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot read {path}: {exc}") from None
     if not isinstance(summary, dict):
-        print(f"bench/quality: {path} is not an evaluate summary.json", file=sys.stderr)
-        return 2
+        raise UsageError(f"{path} is not an evaluate summary.json")
     try:
         records = lines(summary)
     except (KeyError, TypeError, AttributeError) as exc:
-        print(f"bench/quality: {path} is not an evaluate summary.json ({exc})", file=sys.stderr)
-        return 2
+        raise UsageError(f"{path} is not an evaluate summary.json ({exc})") from None
     for r in records:
         print(json.dumps(r))
     print(

@@ -24,7 +24,6 @@ The last line printed is one JSON object with every figure and the ratios to Mag
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 from bench.common import REPO, default_data_root, example_row, split_of, write_example_set
+from modeling.cli import ArgumentParser, command
 
 # Magenta 2.1.4 (TF 2.9.1) on this machine class, 2 cores.
 MAGENTA = {
@@ -170,10 +170,9 @@ def run_training(
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.train", description=__doc__.split("\n\n")[0]
-    )
+@command("bench")
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     parser.add_argument(

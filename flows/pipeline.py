@@ -25,6 +25,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
+from modeling.cli import ArgumentParser, UsageError, command
 from pipelines.params import load_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -188,21 +189,20 @@ def generate(root: str = str(REPO_ROOT)) -> list[str]:
 FLOWS = {"rebuild": rebuild, "refresh": refresh, "generate": generate}
 
 
+@command("flows")
 def main(argv: list[str] | None = None) -> int:
     """``python -m flows.pipeline rebuild|refresh|generate``: run one flow now, by hand."""
-    import argparse
     import json
     import sys
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m flows.pipeline", description="Run one motif flow now (see flows.serve)."
     )
     parser.add_argument("flow", choices=sorted(FLOWS), help="which flow to run")
     parser.add_argument("--root", default=str(REPO_ROOT), help="the motif project (dvc.yaml)")
     args = parser.parse_args(argv)
     if not (Path(args.root) / "dvc.yaml").is_file():
-        print(f"flows: no dvc.yaml in {args.root}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no dvc.yaml in {args.root}")
     state = FLOWS[args.flow](root=args.root, return_state=True)
     if state.is_failed():
         print(f"flows: {args.flow} failed: {state.message}", file=sys.stderr)

@@ -11,13 +11,13 @@ API, so a bad schedule is found before anything is served.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import zoneinfo
 from pathlib import Path
 from typing import Any
 
 from flows.pipeline import REPO_ROOT, generate, rebuild, refresh
+from modeling.cli import ArgumentParser, UsageError, command
 from pipelines.params import ParamsError, load_params
 
 FLOWS = {"rebuild": rebuild, "refresh": refresh, "generate": generate}
@@ -84,10 +84,9 @@ def describe(deployment: Any) -> str:
     return f"{deployment.name}: {', '.join(shown) or 'on demand'}"
 
 
+@command("serve")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.serve", description=__doc__.split("\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m flows.serve", description=__doc__.split("\n")[0])
     parser.add_argument("--params", default=str(REPO_ROOT / "params.yaml"))
     parser.add_argument("--list", action="store_true", help="print the deployments and exit")
     args = parser.parse_args(argv)
@@ -95,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(Path(args.params))
         deps = deployments(params)
     except ParamsError as exc:
-        print(f"serve: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     for dep in deps:
         print(describe(dep), flush=True)
     if args.list:

@@ -15,8 +15,9 @@ variant regenerates only its own requests.
 table of contents, each with its title and description, the model and its quality verdict, the
 primer, chords and controls in words, and every sample's piano roll, audio, MIDI and length.
 The verdict comes from the evaluate stage's ``summary.json`` when it exists
-(:func:`quality_verdict`, shared with the Studio's model box), else from the eval metrics the
-model was registered with.
+(:func:`modeling.verdicts.quality_verdict`, shared with the Studio's model box), else from the
+eval metrics the model was registered with. The CLI is :mod:`modeling.cli`'s: bad params or flags
+are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -32,129 +33,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from modeling.cli import ArgumentParser, UsageError, command
+from modeling.families import FAMILY_MODULES, load_family
 from modeling.generate import RequestError, build_parser, run
+from modeling.verdicts import (  # the gallery's words; tests read them as batch.<name> too
+    DEFAULT_REPORTS,
+    NOTE_NAMES,
+    finite_number,
+    note_name,
+    plain_number,
+    quality_verdict,
+    read_summary,
+)
 from pipelines.params import ParamsError, load_params
 
 SUMMARY = "request.json"
 FILE_KEYS = ("midi", "piano_roll", "audio", "json")
 TEXT_KEYS = ("title", "description")
 """Request keys for people (the gallery), not flags of ``modeling.generate``."""
-FAMILY_ORDER = ("melody", "improv", "polyphony", "performance")
-FAMILY_TITLES = {
-    "melody": ("Melodies", "One line at a time, continued from a short primer."),
-    "improv": ("Melodies over chords", "A tune improvised over a given chord progression."),
-    "polyphony": ("Polyphony", "Several voices at once, in the style of Bach chorales."),
-    "performance": (
-        "Piano performances",
-        "Expressive playing with its own timing and, for some models, dynamics and controls.",
-    ),
-}
-DEFAULT_REPORTS = "data/reports/summary.json"
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-
-def note_name(pitch: int) -> str:
-    """``60`` -> ``C4`` (the names the Studio accepts for typed notes)."""
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
-
-
-def plain_number(x: float) -> str:
-    """A number as people write it: ``1000000``, ``0.5``, ``12.25`` (never ``1e+06``)."""
-    if not math.isfinite(x):
-        return str(x)
-    if float(x).is_integer():
-        return str(int(x))
-    return f"{x:.6f}".rstrip("0").rstrip(".")
-
-
-# ----------------------------------------------------------------------------- quality verdicts
-
-
-def read_summary(path: str | Path) -> dict[str, Any]:
-    """The evaluate stage's ``summary.json``, or ``{}`` when absent or unreadable (not yet run)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _number(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(float(x)) else None
-
-
-def _chance_words(ratio: float) -> str:
-    if ratio <= 0.25:
-        return "much better than guessing"
-    if ratio <= 0.75:
-        return "better than guessing"
-    if ratio < 1.0:
-        return "barely better than guessing"
-    return "no better than guessing"
-
-
-def quality_verdict(
-    summary: Mapping[str, Any],
-    variant: str,
-    *,
-    perplexity: float | None = None,
-    uniform: float | None = None,
-) -> dict[str, Any]:
-    """What a person should think of ``variant``: ``{"verdict", "text", "passed"}``.
-
-    In order of preference: a ``quality`` block in the evaluate summary (an overall pass and named
-    checks), the summary's held-out perplexity against the uniform-guess baseline, the
-    ``perplexity`` the model was registered with against ``uniform`` (its number of classes), or
-    "not evaluated yet". Every field is read defensively: the summary's shape may grow.
-    """
-    entry = summary.get(variant) if isinstance(summary, Mapping) else None
-    entry = entry if isinstance(entry, Mapping) else {}
-    quality = entry.get("quality")
-    if isinstance(quality, Mapping):
-        overall = next(
-            (quality[k] for k in ("pass", "passed", "overall") if isinstance(quality.get(k), bool)),
-            None,
-        )
-        checks = quality.get("checks", quality)
-        failed = []
-        if isinstance(checks, Mapping):
-            for name, value in checks.items():
-                ok = value.get("pass", value.get("passed")) if isinstance(value, Mapping) else value
-                if ok is False and name not in ("pass", "passed", "overall"):
-                    failed.append(str(name).replace("_", " "))
-        if overall is not None:
-            text = "Passes its quality checks." if overall else "Fails its quality checks"
-            if not overall:
-                text += f" ({', '.join(failed)})." if failed else "."
-            return {"verdict": "pass" if overall else "fail", "text": text, "passed": overall}
-    source = "held-out music"
-    ev = entry.get("eval") if isinstance(entry.get("eval"), Mapping) else {}
-    ppl = _number(ev.get("perplexity"))
-    base = None
-    if ppl is not None:
-        baselines = summary.get("uniform_random")
-        if isinstance(baselines, Mapping):
-            b = baselines.get(entry.get("example_set"))
-            base = _number(b.get("perplexity")) if isinstance(b, Mapping) else None
-        base = base or _number(uniform)
-    else:
-        ppl, base, source = _number(perplexity), _number(uniform), "its training run's eval set"
-    if ppl is None:
-        return {"verdict": "unknown", "text": "Not evaluated yet.", "passed": None}
-    if base is None:
-        return {
-            "verdict": "measured",
-            "text": f"Perplexity {ppl:.1f} on {source} (no baseline to compare).",
-            "passed": None,
-        }
-    ratio = ppl / base
-    verdict = "good" if ratio <= 0.25 else "fair" if ratio < 1.0 else "poor"
-    return {
-        "verdict": verdict,
-        "text": f"Predicts {source} {_chance_words(ratio)}: perplexity {ppl:.1f} "
-        f"against {base:.0f} for a random guess.",
-        "passed": None,
-    }
+FAMILY_ORDER = tuple(FAMILY_MODULES)  # the gallery's section order
 
 
 # ----------------------------------------------------------------------------- running requests
@@ -189,10 +86,10 @@ def request_argv(name: str, spec: dict[str, Any], output_dir: Path, seed: int) -
 def parse_request(name: str, argv: list[str]) -> argparse.Namespace:
     """Parse a request's flags with the generation CLI's own parser (one line on error)."""
     parser = build_parser()
-    parser.exit_on_error = False
+    parser.exit_on_error = False  # bad values raise ArgumentError, the rest UsageError
     try:
         args, unknown = parser.parse_known_args(argv)
-    except argparse.ArgumentError as exc:
+    except (argparse.ArgumentError, UsageError) as exc:
         raise ParamsError(f"generate.requests.{name}: {exc}") from exc
     if unknown:
         raise ParamsError(f"generate.requests.{name}: unknown flag(s) {' '.join(unknown)}")
@@ -257,7 +154,10 @@ def _pitches_in_words(text: Any) -> str:
 
 
 def describe_request(spec: Mapping[str, Any], family: str) -> list[tuple[str, str]]:
-    """(label, words) rows for a request's primer, chords and controls, as a musician reads them."""
+    """(label, words) rows for a request's primer, chords and controls, as a musician reads them.
+
+    ``family`` may be outside :data:`FAMILY_ORDER` (a model no variant names): plain words then."""
+    fam = load_family(family) if family in FAMILY_MODULES else None
     rows: list[tuple[str, str]] = []
     if spec.get("primer_melody") is not None:
         primer = _events_in_words(spec["primer_melody"])
@@ -265,12 +165,11 @@ def describe_request(spec: Mapping[str, Any], family: str) -> list[tuple[str, st
         primer = _pitches_in_words(spec["primer_pitches"])
     elif spec.get("primer_midi"):
         primer = f"the MIDI file {Path(str(spec['primer_midi'])).name}"
-    elif family in ("melody", "improv"):
-        primer = "none (starts from middle C, as Magenta does)"
     else:
-        primer = "none (the model starts from silence)"
+        primer = fam.DEFAULT_PRIMER_WORDS if fam else "none (the model starts from silence)"
     rows.append(("Primer", primer))
-    if family == "polyphony" and spec.get("inject_primer_during_generation"):
+    takes = fam.REQUEST_COLUMNS if fam else {}
+    if "inject_primer_during_generation" in takes and spec.get("inject_primer_during_generation"):
         rows.append(("Primer use", "kept playing throughout; the model harmonises around it"))
     if spec.get("backing_chords"):
         chords = str(spec["backing_chords"])
@@ -307,14 +206,14 @@ def _sample_facts(folder: Path, sample: Mapping[str, str], spec: Mapping[str, An
     facts: dict[str, Any] = {}
     meta = folder / sample.get("json", "")
     record = json.loads(meta.read_text()) if sample.get("json") and meta.is_file() else {}
-    facts["seconds"] = _number(record.get("total_time"))
+    facts["seconds"] = finite_number(record.get("total_time"))
     facts["notes"] = record.get("num_notes")
     facts["model"] = record.get("model") if isinstance(record.get("model"), Mapping) else {}
     facts["family"] = record.get("family")
     if spec.get("render_chords") and sample.get("midi"):
         import note_seq
 
-        from modeling.render import CHORD_INSTRUMENT
+        from modeling.parts import CHORD_INSTRUMENT
 
         ns = note_seq.midi_file_to_note_sequence(str(folder / sample["midi"]))
         chords = sum(1 for n in ns.notes if n.instrument == CHORD_INSTRUMENT)
@@ -329,8 +228,8 @@ def _registered_quality(
     from modeling.variants import VARIANTS
 
     metrics = model.get("eval_metrics") if isinstance(model.get("eval_metrics"), Mapping) else {}
-    ppl = _number(metrics.get("eval_perplexity"))
-    loss = _number(metrics.get("eval_loss"))
+    ppl = finite_number(metrics.get("eval_perplexity"))
+    loss = finite_number(metrics.get("eval_loss"))
     if ppl is None and loss is not None and loss < 50:
         ppl = math.exp(loss)
     cfg = VARIANTS.get(variant)
@@ -435,7 +334,9 @@ def write_gallery(
     toc = ["<nav aria-label='Contents'><b>Contents</b><ol>"]
     body = []
     for fam in families:
-        heading, blurb = FAMILY_TITLES.get(fam, (fam.capitalize(), ""))
+        heading, blurb = (
+            load_family(fam).GALLERY_HEADING if fam in FAMILY_MODULES else (fam.capitalize(), "")
+        )
         toc.append(f"<li><a href='#family-{fam}'>{html.escape(heading)}</a><ol>")
         for name in by_family[fam]:
             title = str(requests[name].get("title") or name)
@@ -469,10 +370,9 @@ def write_gallery(
     return path
 
 
+@command("batch")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m modeling.batch", description=__doc__.split("\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m modeling.batch", description=__doc__.split("\n")[0])
     parser.add_argument("--params", default="params.yaml")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_run = sub.add_parser("run", help="generate one request")
@@ -501,8 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"gallery: {path}")
     except ParamsError as exc:
-        print(f"batch: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     return 0
 
 

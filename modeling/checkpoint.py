@@ -2,7 +2,7 @@
 
 ``modeling/train.py`` writes a *training* checkpoint every ``save_every`` steps (model, optimizer,
 RNG, step, metric history) and a *model* checkpoint (weights + config only) for the best eval loss;
-``modeling/registry.py`` logs the model checkpoint to MLflow and rebuilds an :class:`EventRNN` from
+``modeling/registry/`` logs the model checkpoint to MLflow and rebuilds an :class:`EventRNN` from
 it; ``--init-from`` reads either kind. Payloads hold only tensors, numbers, strings, lists and dicts
 (the architecture is a JSON string), so ``torch.load(..., weights_only=True)`` reads every one and
 no pickle of project classes is ever executed.

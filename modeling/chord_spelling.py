@@ -1,8 +1,9 @@
 """ABC / Nottingham chord spellings in note-seq's terms.
 
-A leaf module (no note-seq, no music21) so that both the readers (``pipelines/readers.py``, whose
-music21 fallback misreads these spellings) and chord extraction (``modeling/families/chords.py``)
-respell the same way without the ingest stage importing the families.
+A leaf module (no note-seq, no music21) so that both the readers
+(``pipelines/readers/music21_reader.py``, whose music21 fallback misreads these spellings) and
+chord extraction (``modeling/families/chords/``) respell the same way without the ingest stage
+importing the families.
 """
 
 from __future__ import annotations

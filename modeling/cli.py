@@ -1,65 +1,79 @@
-"""The ``motif`` console command (declared in pyproject.toml as ``motif = "modeling.cli:main"``).
+"""The one command-line idiom of every motif CLI.
 
-One front door for the parts a user runs by hand; each subcommand hands its remaining arguments,
-unchanged, to the module that owns them, so ``motif generate --help`` is exactly
-``python -m modeling.generate --help``:
+Every ``python -m`` entry point (``modeling.train``, ``pipelines.examples``, ``flows.serve``,
+``bench.*`` ...) is written the same way::
 
-    motif generate ...   -> modeling.generate  (sampling / beam search, MIDI + piano roll + audio)
-    motif train ...      -> modeling.train     (one training loop for every variant)
-    motif models ...     -> modeling.registry  (registered models, versions, aliases)
-    motif corpora ...    -> pipelines.corpora  (download, verify and unpack the real corpora)
+    from modeling.cli import ArgumentParser, UsageError, command
 
-The target modules are imported only when their subcommand runs, so ``motif --help`` is instant.
+    @command("train")
+    def main(argv: list[str] | None = None) -> int:
+        args = ArgumentParser(prog="python -m modeling.train").parse_args(argv)
+        if bad(args):
+            raise UsageError("--x must be >= 1")
+        ...
+
+- :class:`UsageError`: bad input. :func:`command` prints it as *one* line (``train: ...``) on
+  stderr and the command returns 2, having written nothing; never a traceback.
+- :class:`ArgumentParser`: argparse whose ``error()`` raises :class:`UsageError` (with
+  ``(see --help)`` appended) instead of printing the usage block and exiting; subparsers inherit it.
+- :func:`command`: the one place that silences library noise (:func:`modeling.quiet_libraries`)
+  before the command body runs, so modules need no import-order tricks (no ``noqa: E402``).
+
+The ``motif`` console command, which dispatches to these CLIs, is :mod:`modeling.motif`.
 """
 
 from __future__ import annotations
 
-import importlib
+import argparse
+import functools
+import os
 import sys
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("modeling.generate", "generate music from a registered model or a checkpoint"),
-    "train": ("modeling.train", "train a variant on an example set (MLflow run + model)"),
-    "models": ("modeling.registry", "list registered models, versions and aliases"),
-    "corpora": (
-        "pipelines.corpora",
-        "fetch the real corpora (pinned, checksummed) into data/corpora",
-    ),
-}
+from modeling import first_line, quiet_libraries
+
+__all__ = ["ArgumentParser", "UsageError", "command", "say_usage_error"]
 
 
-def usage() -> str:
-    width = max(len(c) for c in COMMANDS)
-    lines = ["usage: motif <command> [options]", "", "commands:"]
-    lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
-    lines += ["", "'motif <command> --help' explains each command's flags."]
-    return "\n".join(lines)
+class UsageError(Exception):
+    """Bad input: the CLI prints the message as one line and exits 2, having written nothing."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(usage())
-        return 0 if args else 2
-    command, rest = args[0], args[1:]
-    if command not in COMMANDS:
-        print(
-            f"motif: unknown command {command!r}; choose from {', '.join(COMMANDS)}",
-            file=sys.stderr,
-        )
-        return 2
-    # note-seq imports pydub, which warns about ffmpeg at import; no motif command uses it.
-    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg")
-    module = importlib.import_module(COMMANDS[command][0])
-    try:
-        result = module.main(rest)
-    except SystemExit as exc:  # argparse --help / usage errors inside the subcommand
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 2)
-    return int(result or 0)
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are a :class:`UsageError` (one line), not a usage block.
+
+    ``add_subparsers`` builds subparsers of the parser's own class, so they raise it too.
+    """
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise UsageError(f"{message} (see --help)")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+Main = TypeVar("Main", bound=Callable[..., int])
+
+
+def say_usage_error(prog: str, error: BaseException, template: str = "{prog}: {message}") -> int:
+    """Print ``error`` as one line on stderr (rank 0 only in a torchrun group) and return 2."""
+    if int(os.environ.get("RANK", "0") or 0) == 0:
+        print(template.format(prog=prog, message=first_line(error)), file=sys.stderr, flush=True)
+    return 2
+
+
+def command(prog: str, template: str = "{prog}: {message}") -> Callable[[Main], Main]:
+    """Decorate a CLI ``main(argv) -> int``: quiet library noise, then run it; a
+    :class:`UsageError` becomes one stderr line (``template``, default ``"<prog>: <message>"``)
+    and exit code 2. Other exceptions pass through: the command decides what a failure says."""
+
+    def wrap(main: Main) -> Main:
+        @functools.wraps(main)
+        def run(*args: object, **kwargs: object) -> int:
+            quiet_libraries()
+            try:
+                return main(*args, **kwargs)
+            except UsageError as exc:
+                return say_usage_error(prog, exc, template)
+
+        return run  # type: ignore[return-value]
+
+    return wrap

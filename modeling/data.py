@@ -30,7 +30,7 @@ from pipelines.schema import CHORD_COLUMNS, EXAMPLE_SCHEMA
 META_KEYS = ("name", "family", "event_space", "num_train", "num_eval")
 
 CHORD_PAD = {"chord_root": -1, "chord_bass": -1, "chord_quality": -1, "chord_pitches": 0}
-"""Padding per chord column: "no chord" (see ``modeling/families/chords.py``)."""
+"""Padding per chord column: "no chord" (see ``modeling/families/chords/``)."""
 
 
 class ExampleSetError(ValueError):
@@ -203,7 +203,7 @@ class ExampleSet:
 
     def check_compatible(self, family: str, event_space: str, variant: str) -> None:
         """Refuse a set whose family or stored event space is not the variant's."""
-        if self.family != family:
+        if family != self.family:
             raise ExampleSetError(
                 f"example set {self.name} is a {self.family} set; variant "
                 f"{variant} needs a {family} set"

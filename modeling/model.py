@@ -5,7 +5,7 @@ default :class:`~modeling.families.base.HParams`; ``modeling/train.py`` builds t
 feeds ``encoding.inputs(...)`` features and trains the logits against ``encoding.labels(...)``;
 ``modeling/generate.py`` calls :meth:`EventRNN.step` one event at a time (or
 :meth:`EventRNN.forward` with ``state`` to prime on a whole sequence), and
-``modeling/registry.py`` rebuilds it from a checkpoint's JSON config.
+``modeling/registry/`` rebuilds it from a checkpoint's JSON config.
 
 Architecture (Magenta's ``events_rnn_graph``): stacked LSTM layers, dropout
 ``1 - dropout_keep_prob`` on *every* layer's output (Magenta wraps each cell in a

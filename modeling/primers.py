@@ -23,10 +23,7 @@ from note_seq.protobuf import music_pb2
 
 from modeling import first_line
 from modeling.families.chords import ChordColumnError, chord_columns
-
-
-class RequestError(ValueError):
-    """A generation request that cannot be served (one line, for exit 2)."""
+from modeling.generation.errors import RequestError  # defined with the structured errors
 
 
 def _literal(text: str, flag: str, example: str) -> Any:

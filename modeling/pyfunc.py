@@ -74,20 +74,11 @@ _COMMON = {
     "scale": "string",
     "seed": "long",
 }
-_FAMILY = {
-    "melody": {"primer_melody": "string"},
-    "improv": {
-        "primer_melody": "string",
-        "backing_chords": "string",
-        "steps_per_chord": "long",
-        "render_chords": "boolean",
-    },
-    "polyphony": {
-        "primer_pitches": "string",
-        "condition_on_primer": "boolean",
-        "inject_primer_during_generation": "boolean",
-    },
-    "performance": {"primer_pitches": "string"},
+# A family adds its own columns (``REQUEST_COLUMNS`` of :mod:`modeling.families`); a model
+# conditioned on controls adds these, in the CLI's syntax, and ``controls`` (a control schedule).
+_CONTROL_EXAMPLES = {
+    "notes_per_second": "4",
+    "pitch_class_histogram": "[2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]",
 }
 OUTPUT_COLUMNS = {
     "request_index": "long",
@@ -107,40 +98,29 @@ OUTPUT_COLUMNS = {
 
 def request_columns(variant: str) -> dict[str, str]:
     """The request columns ``variant`` takes (its family's, plus the controls it is trained on)."""
-    from modeling.families.performance import ControlledPerformance
+    from modeling.families import load_family
     from modeling.variants import get_variant
 
     cfg = get_variant(variant)
-    columns = {**_COMMON, **_FAMILY[cfg.family]}
-    enc = cfg.encoding
-    if isinstance(enc, ControlledPerformance):
-        if enc.density:
-            columns["notes_per_second"] = "string"
-        if enc.histogram:
-            columns["pitch_class_histogram"] = "string"
+    family = load_family(cfg.family)
+    columns = {**_COMMON, **family.REQUEST_COLUMNS}
+    controls = family.request_controls(cfg.encoding)
+    columns.update({name: "string" for name in controls})
+    if controls:
         columns["controls"] = "string"
     return columns
 
 
 def input_example(variant: str) -> pd.DataFrame:
     """A small request the variant accepts (saved with the model; ``models serve`` shows it)."""
+    from modeling.families import load_family
     from modeling.variants import get_variant
 
-    family = get_variant(variant).family
+    family = load_family(get_variant(variant).family)
     row: dict[str, Any] = {"num_outputs": 1, "temperature": 1.0, "seed": 0}
-    if family in ("melody", "improv"):
-        row.update(primer_melody="[60, -2, 62, -2, 64, -2, 65, -2]", num_steps=32)
-    if family == "improv":
-        row.update(backing_chords="C G Am F", steps_per_chord=8)
-    if family == "polyphony":
-        row.update(primer_pitches="[67, 64, 60]", num_steps=32)
-    if family == "performance":
-        row.update(primer_pitches="[60, 64, 67]", num_seconds=2.0)
-        columns = request_columns(variant)
-        if "notes_per_second" in columns:
-            row["notes_per_second"] = "4"
-        if "pitch_class_histogram" in columns:
-            row["pitch_class_histogram"] = "[2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]"
+    row.update(family.EXAMPLE_REQUEST)
+    columns = request_columns(variant)
+    row.update({k: v for k, v in _CONTROL_EXAMPLES.items() if k in columns})
     return pd.DataFrame([row])
 
 

@@ -9,11 +9,13 @@ that registers a version never loads ``modeling.generate``.
 :meth:`MotifGenerator.predict` turns each request row into the flags of ``modeling.generate``
 and runs them through :func:`modeling.generate.request_from_args` (the same parsing and one-line
 validation) and :func:`modeling.generate.generate` (the same engine), so a row and the CLI with
-the same values and seed give the same events.
+the same values and seed give the same events; each output row is read from the CLI's own
+per-sample record (:func:`modeling.generation.outputs.sample_record`).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import json
@@ -55,6 +57,7 @@ class MotifGenerator(mlflow.pyfunc.PythonModel):
     def _request(self, row: dict[str, Any], tmp: Path, index: int) -> Any:
         """One row -> :class:`modeling.generate.Request`, through the CLI's own parser."""
         from modeling import generate as G
+        from modeling.cli import UsageError
         from modeling.primers import RequestError
 
         unknown = sorted(set(row) - set(self.columns))
@@ -77,12 +80,12 @@ class MotifGenerator(mlflow.pyfunc.PythonModel):
                 name, text = "primer_midi", str(midi)
             argv.append(f"--{name}={text}")
         parser = G.build_parser()
-
-        def error(message: str) -> None:
-            raise RequestError(message)
-
-        parser.error = error  # type: ignore[method-assign]  # a bad cell is a RequestError
-        return G.request_from_args(parser.parse_args(argv))
+        parser.exit_on_error = False  # a bad cell's ArgumentError says which flag, in one line
+        try:
+            args = parser.parse_args(argv)
+        except (argparse.ArgumentError, UsageError) as exc:
+            raise RequestError(str(exc)) from None  # a bad cell is a RequestError, like the CLI's
+        return G.request_from_args(args)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -92,6 +95,7 @@ class MotifGenerator(mlflow.pyfunc.PythonModel):
         from note_seq import sequence_proto_to_pretty_midi
 
         from modeling import generate as G
+        from modeling.generation.outputs import sample_record
         from modeling.primers import RequestError
 
         frame = pd.DataFrame(model_input)
@@ -100,24 +104,21 @@ class MotifGenerator(mlflow.pyfunc.PythonModel):
             for i, row in enumerate(frame.to_dict(orient="records")):
                 try:
                     req = self._request(row, Path(tmp), i)
-                    _plan, samples, notes = G.generate(self.model, req)
+                    plan, samples, notes = G.generate(self.model, req)
                 except RequestError as exc:
                     raise MlflowException.invalid_parameter_value(f"request {i}: {exc}") from None
                 for j, (s, ns) in enumerate(zip(samples, notes, strict=True)):
+                    record = sample_record(self.model, req, plan, s, ns, j + 1)  # the CLI's JSON
                     buf = io.BytesIO()
                     sequence_proto_to_pretty_midi(ns).write(buf)
                     rows.append(
                         {
+                            **{k: record[k] for k in OUTPUT_COLUMNS if k in record},
                             "request_index": i,
-                            "sample_index": j + 1,
-                            "variant": self.model.variant,
-                            "seed": req.seed,
-                            "events": json.dumps(s.events.tolist()),
-                            "log_likelihood": float(s.log_likelihood),
-                            "num_events": len(s.events),
-                            "num_notes": len(ns.notes),
-                            "total_time": float(ns.total_time),
-                            "reached_length": bool(s.reached_length),
+                            "events": json.dumps(record["events"]),
+                            "log_likelihood": float(record["log_likelihood"]),
+                            "total_time": float(record["total_time"]),
+                            "reached_length": bool(record["reached_length"]),
                             "midi_base64": base64.b64encode(buf.getvalue()).decode("ascii"),
                         }
                     )

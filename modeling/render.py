@@ -24,6 +24,8 @@ from matplotlib.patches import Rectangle
 from note_seq.protobuf import music_pb2
 from scipy.io import wavfile
 
+from modeling.parts import split_parts  # also read as render.split_parts (studio.jobs)
+
 SAMPLE_RATE = 22050
 SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -47,8 +49,6 @@ def write_midi(ns: music_pb2.NoteSequence, path: Path) -> Path:
     return path
 
 
-CHORD_INSTRUMENT = 1
-"""The instrument improv's ``BasicChordRenderer`` plays backing chords on (the melody is 0)."""
 MELODY_COLOUR = "#1f4e9c"  # blue: the generated line (every note of a single-part piece)
 CHORD_COLOUR = "#e07b00"  # orange: backing chords, far from blue for colour-blind readers too
 PIXELS_PER_SECOND = 45
@@ -56,29 +56,9 @@ PIXELS_PER_SECOND = 45
 MAX_ROLL_INCHES = 60.0  # 5,400 px: pages scroll a long roll sideways instead of shrinking text
 
 
-def split_parts(
-    ns: music_pb2.NoteSequence,
-) -> tuple[list[music_pb2.NoteSequence.Note], list[music_pb2.NoteSequence.Note]]:
-    """(melody notes, backing-chord notes) of a sequence; drums are left out.
-
-    Chord notes are the ones improv renders on :data:`CHORD_INSTRUMENT` in a sequence that carries
-    chord symbols; every other pitched note is melody (or simply "the notes" of a piece in one
-    part), so counts and colours can tell what the model played from what it was given.
-    """
-    chords_present = any(
-        ta.annotation_type == music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL
-        for ta in ns.text_annotations
-    )
-    melody, chords = [], []
-    for n in ns.notes:
-        if n.is_drum:
-            continue
-        (chords if chords_present and n.instrument == CHORD_INSTRUMENT else melody).append(n)
-    return melody, chords
-
-
 def _note_name(pitch: int) -> str:
-    names = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+    from modeling.music import PITCH_CLASS_NAMES as names
+
     return f"{names[pitch % 12]}{pitch // 12 - 1}"
 
 

@@ -20,6 +20,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -185,34 +186,36 @@ def write_json(final_path: str, payload: Any) -> str:
     return write_atomically(final_path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+@dataclass(frozen=True)
+class _ShardLayout:
+    """Where and how :class:`WriteSortedParquet` writes: what the transform and its workers share."""
+
+    prefix: str
+    schema: pa.Schema
+    num_shards: int
+    sort_key: SortKey
+    single_file: bool
+    row_group_size: int
+
+    def path(self, index: int) -> str:
+        """Shard ``index``'s file (``<prefix>.parquet`` when the set is a single file)."""
+        if self.single_file:
+            return f"{self.prefix}.parquet"
+        return shard_path(self.prefix, index, self.num_shards)
+
+
 class _WriteShard(beam.DoFn):
     """Sort one shard's rows and write them; emits the final path."""
 
-    def __init__(
-        self,
-        output_prefix: str,
-        schema: pa.Schema,
-        num_shards: int,
-        sort_key: SortKey,
-        single_file: bool,
-        row_group_size: int,
-    ) -> None:
-        self._prefix = output_prefix
-        self._schema = schema
-        self._num_shards = num_shards
-        self._sort_key = sort_key
-        self._single_file = single_file
-        self._row_group_size = row_group_size
+    def __init__(self, layout: _ShardLayout) -> None:
+        self._layout = layout
 
     def process(self, element: tuple[int, Iterable[Any]]) -> Iterable[str]:
         index, rows = element
-        key = _key_function(self._sort_key)
+        layout = self._layout
+        key = _key_function(layout.sort_key)
         ordered = sorted((row for row in rows if row is not None), key=key)
-        if self._single_file:
-            path = f"{self._prefix}.parquet"
-        else:
-            path = shard_path(self._prefix, index, self._num_shards)
-        yield write_parquet(path, ordered, self._schema, self._row_group_size)
+        yield write_parquet(layout.path(index), ordered, layout.schema, layout.row_group_size)
 
 
 class _RemoveStaleShards(beam.DoFn):
@@ -260,16 +263,14 @@ class WriteSortedParquet(beam.PTransform):
             raise ValueError(f"num_shards must be >= 1, got {num_shards}")
         if single_file and num_shards != 1:
             raise ValueError("single_file needs num_shards == 1")
-        self._prefix = output_prefix
-        self._schema = schema
-        self._num_shards = num_shards
-        self._sort_key = sort_key
-        self._single_file = single_file
-        self._row_group_size = row_group_size
+        self._layout = _ShardLayout(
+            output_prefix, schema, num_shards, sort_key, single_file, row_group_size
+        )
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
-        num_shards = self._num_shards
-        key = _key_function(self._sort_key)
+        layout = self._layout
+        num_shards = layout.num_shards
+        key = _key_function(layout.sort_key)
         keyed = rows | "AssignShard" >> beam.Map(
             lambda row: (stable_shard(key(row), num_shards), row)
         )
@@ -280,22 +281,12 @@ class WriteSortedParquet(beam.PTransform):
             (keyed, every_shard)
             | "Merge" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
-            | "SortAndWrite"
-            >> beam.ParDo(
-                _WriteShard(
-                    self._prefix,
-                    self._schema,
-                    num_shards,
-                    self._sort_key,
-                    self._single_file,
-                    self._row_group_size,
-                )
-            )
+            | "SortAndWrite" >> beam.ParDo(_WriteShard(layout))
         )
-        if not self._single_file:
+        if not layout.single_file:
             _ = (
                 written
                 | "CollectPaths" >> beam.combiners.ToList()
-                | "RemoveStaleShards" >> beam.ParDo(_RemoveStaleShards(self._prefix))
+                | "RemoveStaleShards" >> beam.ParDo(_RemoveStaleShards(layout.prefix))
             )
         return written

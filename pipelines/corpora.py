@@ -43,6 +43,7 @@ from typing import Any
 import yaml
 
 from modeling import first_line
+from modeling.cli import ArgumentParser, UsageError, command
 
 SOURCES = Path(__file__).with_name("corpora.yaml")
 DEFAULT_DEST = Path("data/corpora")
@@ -376,14 +377,15 @@ def _names(sources: dict[str, Source], wanted: list[str]) -> list[str]:
         return list(sources)
     unknown = [n for n in wanted if n not in sources]
     if unknown:
-        _usage_error(
+        raise UsageError(
             f"unknown corpus {', '.join(unknown)}; choose from {', '.join(sources)} or all"
         )
     return wanted
 
 
+@command("corpora")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="motif corpora",
         description="Fetch the real corpora (pinned in pipelines/corpora.yaml) into data/corpora.",
     )
@@ -425,9 +427,6 @@ def main(argv: list[str] | None = None) -> int:
     p_verify.add_argument("names", nargs="+", metavar="NAME")
     p_verify.add_argument("--dest", type=Path, default=DEFAULT_DEST)
     sub.add_parser("list", help="the pinned corpora, their upstreams and licences")
-    parser.error = _usage_error  # type: ignore[method-assign]
-    for p in (p_fetch, p_verify):
-        p.error = _usage_error  # type: ignore[method-assign]
     args = parser.parse_args(argv)
     try:
         sources = load_sources(args.sources)
@@ -441,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
         names = _names(sources, args.names)
         if getattr(args, "url", None) and len(names) != 1:
-            _usage_error("--url needs exactly one corpus name")
+            raise UsageError("--url needs exactly one corpus name")
         if args.cmd == "verify":
             bad = 0
             for n in names:
@@ -477,11 +476,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("corpora: interrupted; nothing was unpacked", file=sys.stderr)
         return 130
-
-
-def _usage_error(message: str) -> None:
-    print(f"corpora: {message} (see motif corpora --help)", file=sys.stderr)
-    raise SystemExit(2)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ that fails removes the output folder it created (one line on stderr, no empty fo
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -34,6 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
+from modeling.cli import ArgumentParser, UsageError, command
 from pipelines.beam_io import (
     WriteSortedParquet,
     pipeline_options,
@@ -365,8 +365,9 @@ def run(
     return metrics
 
 
+@command("examples")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m pipelines.examples",
         description="Build one example set (split, extract, augment, encode) as Parquet.",
     )
@@ -396,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             metrics = run(spec, args.ingest_root, args.output, beam_args, beam_params, args.metrics)
     except (ParamsError, KeyError) as exc:
-        print(f"examples: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc.args[0] if exc.args else exc)) from None
     except Exception as exc:
         # Beam wraps worker errors in the whole remote traceback; its last line names the cause.
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

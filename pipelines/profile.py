@@ -15,7 +15,6 @@ that DVC (which reads only ``params.yaml``) watches the corpora where they reall
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+
+from modeling.cli import ArgumentParser, UsageError, command
 
 PROFILE_KEYS = (
     "profile",
@@ -51,7 +52,7 @@ def available() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-class ProfileError(ValueError):
+class ProfileError(UsageError, ValueError):
     """A bad profile name or ``--set``; printed as one line, exit 2."""
 
 
@@ -93,15 +94,13 @@ def use(name: str, params_path: Path = Path("params.yaml"), sets: tuple[str, ...
     anything changed."""
     source = PROFILES_DIR / f"{name}.yaml"
     if not source.is_file():
-        print(f"profile: unknown profile {name!r}; available: {', '.join(available())}",
-              file=sys.stderr)  # fmt: skip
-        raise SystemExit(2)
+        raise ProfileError(f"unknown profile {name!r}; available: {', '.join(available())}")
     y = _yaml()
     params = y.load(params_path.read_text())
     profile = y.load(source.read_text())
     unknown = sorted(set(profile) - set(PROFILE_KEYS))
     if unknown:
-        raise SystemExit(f"profile: {source} has non-profile key(s) {', '.join(unknown)}")
+        raise ProfileError(f"{source} has non-profile key(s) {', '.join(unknown)}")
     before = json.dumps(_plain(params), sort_keys=True)
     for key in PROFILE_KEYS:
         if key in profile:
@@ -149,10 +148,9 @@ def summary() -> str:
     return "\n".join(lines)
 
 
+@command("profile")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.profile", description=__doc__.split("\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m pipelines.profile", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_use = sub.add_parser("use", help="copy profiles/NAME.yaml's sections into params.yaml")
     p_use.add_argument("name")
@@ -162,11 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the profiles")
     args = parser.parse_args(argv)
     if args.cmd == "use":
-        try:
-            changed = use(args.name, sets=tuple(args.sets))
-        except ProfileError as err:
-            print(f"profile: {err}", file=sys.stderr)
-            return 2
+        changed = use(args.name, sets=tuple(args.sets))  # ProfileError: one line, exit 2
         print(f"profile: {args.name} ({'params.yaml updated' if changed else 'already active'})")
     elif args.cmd == "list":
         print("\n".join(available()))

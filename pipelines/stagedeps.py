@@ -30,7 +30,6 @@ the project and asks ``dvc status``. ``modeling.evaluate.ResultCache`` hashes th
 
 from __future__ import annotations
 
-import argparse
 import ast
 import itertools
 import re
@@ -39,6 +38,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from modeling.cli import ArgumentParser, UsageError, command
 
 ROOT = Path(__file__).resolve().parents[1]
 """The project root: the folder that holds the packages (the checkout, or site-packages)."""
@@ -307,16 +308,9 @@ def check(dvc_yaml_path: Path, root: Path = ROOT) -> list[StageCheck]:
     return [check_stage(n, b, project) for n, b in stage_bodies(data).items()]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"stagedeps: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
+@command("stagedeps")
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(
+    p = ArgumentParser(
         prog="python -m pipelines.stagedeps",
         description="Project source files each DVC stage runs (from its imports).",
     )
@@ -339,8 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             bad += bool(result.missing or result.extra)
         return 1 if bad else 0
     except StageDepsError as exc:
-        print(f"stagedeps: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 from note_seq.protobuf import music_pb2
 
+from modeling.music import PITCH_CLASS_NAMES
+
 NoteSequence = music_pb2.NoteSequence
 
 SUSTAIN_PEDAL = 64  # MIDI CC number
-_PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_PITCH_NAMES = PITCH_CLASS_NAMES
 _OVERLAP_EPS = 1e-6  # seconds; notes that merely touch are not overlapping
 
 

@@ -7,10 +7,11 @@ belongs to and, for performance models, which controls it is conditioned on, so 
 show only the controls that model takes.
 
 For people, each model also gets a plain description, what it is good for, the notes it can
-play and a quality verdict (:func:`modeling.batch.quality_verdict`: the evaluate stage's
+play and a quality verdict (:func:`modeling.verdicts.quality_verdict`: the evaluate stage's
 ``data/reports/summary.json`` when it exists, ``$MOTIF_REPORTS_SUMMARY`` elsewhere, else the
 run's eval perplexity against a random guess); the technical facts stay in ``details``. Models
-come melody first, and ``default`` names the one the page opens on (a melody model).
+come family by family (``FAMILY_MODULES`` order), and ``default`` names the one the page opens on
+(one of :data:`DEFAULT_MODELS`, else a model of their family).
 
 A user's pick (name + alias or version) is checked against this catalogue and pinned to one
 version number (:func:`resolve_choice`): only registered versions are ever loaded, and a batch
@@ -25,7 +26,8 @@ import re
 from typing import Any
 
 from modeling import first_line, registry
-from modeling.batch import DEFAULT_REPORTS, FAMILY_ORDER, note_name, quality_verdict, read_summary
+from modeling.families import FAMILY_MODULES
+from modeling.verdicts import DEFAULT_REPORTS, note_name, quality_verdict, read_summary
 from studio.validation import FieldError, ModelChoice
 
 EVAL_METRICS = (
@@ -38,7 +40,9 @@ EVAL_METRICS = (
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}")
 REPORTS_ENV = "MOTIF_REPORTS_SUMMARY"
 DEFAULT_MODELS = ("attention_rnn", "lookback_rnn", "basic_rnn", "mono_rnn", "edm_rnn")
-"""The page opens on the first of these that is registered (else any melody model)."""
+"""The page opens on the first of these that is registered (else any model of their family)."""
+FAMILY_ORDER = tuple(FAMILY_MODULES)
+"""Models are listed family by family, in the order the families are registered."""
 
 PLAIN: dict[str, tuple[str, str]] = {
     "basic_rnn": (
@@ -103,7 +107,7 @@ PLAIN: dict[str, tuple[str, str]] = {
 
 def _variant_info(name: str) -> dict[str, Any]:
     """Family, description and control flags of a registered name (a motif variant)."""
-    from modeling.families.performance import ControlledPerformance
+    from modeling.families import load_family
     from modeling.variants import VARIANTS
 
     cfg = VARIANTS.get(name)
@@ -119,26 +123,24 @@ def _variant_info(name: str) -> dict[str, Any]:
             "histogram": False,
         }
     enc = cfg.encoding
-    controlled = isinstance(enc, ControlledPerformance)
+    family = load_family(cfg.family)
+    controls = family.request_controls(enc)
     plain, good_for = PLAIN.get(name, (cfg.description, ""))
     return {
         "family": cfg.family,
         "description": cfg.description,  # the encoding, for the details
         "plain": plain,
         "good_for": good_for,
-        "range": _playable_range(enc.event_space),
+        "range": _playable_range(family.playable_range(enc.event_space)),
         "classes": int(enc.num_classes),
-        "density": bool(controlled and enc.density),
-        "histogram": bool(controlled and enc.histogram),
+        "density": "notes_per_second" in controls,
+        "histogram": "pitch_class_histogram" in controls,
     }
 
 
-def _playable_range(event_space: str) -> str | None:
-    """``melody:48-84`` -> ``C3 to B5`` (melody and improv models play a fixed note range)."""
-    m = re.fullmatch(r"melody:(\d+)-(\d+)", event_space or "")
-    if not m:
-        return None
-    return f"{note_name(int(m.group(1)))} to {note_name(int(m.group(2)) - 1)}"
+def _playable_range(pitches: tuple[int, int] | None) -> str | None:
+    """(48, 83) -> ``C3 to B5``: the family's ``playable_range`` in note names (None: any)."""
+    return None if pitches is None else f"{note_name(pitches[0])} to {note_name(pitches[1])}"
 
 
 def _sort_key(model: dict[str, Any]) -> tuple[int, str]:
@@ -147,10 +149,14 @@ def _sort_key(model: dict[str, Any]) -> tuple[int, str]:
 
 
 def _default_model(models: list[dict[str, Any]]) -> str | None:
+    """The model the page opens on: a preferred one, else one of their family, else any."""
+    from modeling.variants import VARIANTS
+
     names = [m["name"] for m in models if m.get("family")]
     preferred = [n for n in DEFAULT_MODELS if n in names]
-    melody = [m["name"] for m in models if m.get("family") == "melody"]
-    return (preferred or melody or names or [None])[0]
+    families = {VARIANTS[n].family for n in DEFAULT_MODELS if n in VARIANTS}
+    kin = [m["name"] for m in models if m.get("family") in families]
+    return (preferred or kin or names or [None])[0]
 
 
 def _run_metrics(client: Any, run_id: str) -> dict[str, float]:

@@ -4,14 +4,14 @@ A validated :class:`~studio.validation.StudioRequest` becomes a :class:`Job` run
 worker thread (generation is CPU-bound and ``modeling.generate`` already batches every output
 into one tensor, so a second worker would only fight it for the two cores). The job
 
-1. loads the pinned registry version through ``modeling.generate.load_model`` (which refuses
+1. loads the pinned registry version through ``modeling.generation.loading.load_model`` (which refuses
    names not in the registry and loads with ``torch.load(weights_only=True)``); the last few
    models stay loaded;
-2. builds the family's plan (``modeling.generate.build_plan``), so errors such as a primer
+2. builds the family's plan (``modeling.generation.engine.build_plan``), so errors such as a primer
    outside the model's range come back before sampling, tied to a form control, and the
    progress bar knows how many steps a fixed-length piece needs;
-3. runs ``modeling.generate.generate`` with an ``on_step`` callback that feeds the progress;
-4. renders MIDI, piano roll, WAV and the JSON record with ``modeling.generate.write_outputs``
+3. runs ``modeling.generation.engine.generate`` with an ``on_step`` callback that feeds the progress;
+4. renders MIDI, piano roll, WAV and the JSON record (``sample_record``, the CLI's) with ``modeling.generation.outputs.write_outputs``
    into a private temporary directory and keeps the bytes in memory.
 
 Samples are served by random tokens only; no name or path from the page ever reaches the
@@ -36,7 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from modeling import first_line, render
-from modeling import generate as G
+from modeling.generation.engine import build_plan, generate
+from modeling.generation.loading import load_model
+from modeling.generation.outputs import output_stem, sample_record, write_outputs
+from modeling.generation.plan import Plan, Sample
+from modeling.generation.request import parser_error
 from modeling.primers import RequestError
 from studio.validation import MAX_SEED, FieldError, StudioRequest, field_error
 
@@ -284,7 +288,7 @@ class Studio:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        model, _meta = G.load_model(choice.uri, None, None)
+        model, _meta = load_model(choice.uri, None, None)
         with self._lock:
             self._models[key] = model
             while len(self._models) > self.max_models:
@@ -297,7 +301,7 @@ class Studio:
             job.status = "loading"
             model = self._model(job)
             req = job.sreq.request
-            plan = G.build_plan(model, req)
+            plan = build_plan(model, req)
             if plan.fixed_length:
                 job.total_steps = int(plan.target_units - len(plan.primer))
 
@@ -307,7 +311,7 @@ class Studio:
                     raise Cancelled("the Studio is shutting down")
 
             job.status = "generating"
-            plan, samples, notes = G.generate(model, req, on_step=on_step)
+            plan, samples, notes = generate(model, req, on_step=on_step)
             job.status = "rendering"
             files = _render(model, job.sreq, plan, samples, notes)
             self._store(job, model.variant, files)
@@ -317,7 +321,8 @@ class Studio:
         except Cancelled as exc:
             job.error, job.status = FieldError("form", str(exc)), "error"
         except RequestError as exc:  # GenerateError and registry problems: one line each
-            job.error, job.status = field_error(str(exc), job.sreq.primer_type), "error"
+            error = parser_error(exc, None)
+            job.error, job.status = field_error(error, job.sreq.primer_type), "error"
         except Exception as exc:  # a bug, not bad input: log it whole, show one sentence
             log.exception("generation job %s failed", job.id)
             first = first_line(exc, "")[:200]
@@ -370,35 +375,18 @@ def _reseeded(sreq: StudioRequest, num_outputs: int) -> StudioRequest:
 
 
 def _render(
-    model: Any, sreq: StudioRequest, plan: G.Plan, samples: list[G.Sample], notes: list[Any]
+    model: Any, sreq: StudioRequest, plan: Plan, samples: list[Sample], notes: list[Any]
 ) -> list[SampleFiles]:
     """MIDI, piano roll, WAV and JSON of every sample via ``write_outputs``, read into memory."""
     req = sreq.request
-    stems = [G.output_stem(model.variant, req.seed, i + 1) for i in range(len(samples))]
-    records = []
-    for i, (s, ns) in enumerate(zip(samples, notes, strict=True)):
-        records.append(
-            {
-                "variant": model.variant,
-                "family": model.family,
-                "model": sreq.model.uri,
-                "seed": req.seed,
-                "sample_index": i + 1,
-                "settings": sreq.settings,
-                "log_likelihood": s.log_likelihood,
-                "num_events": len(s.events),
-                "num_sampled_events": s.num_sampled,
-                "reached_length": s.reached_length,
-                "plan": plan.info,
-                "total_time": ns.total_time,
-                "num_notes": len(render.split_parts(ns)[0]),
-                "num_chord_notes": len(render.split_parts(ns)[1]),
-                "events": s.events.tolist(),
-            }
-        )
+    stems = [output_stem(model.variant, req.seed, i + 1) for i in range(len(samples))]
+    records = [
+        sample_record(model, req, plan, s, ns, i + 1, model=sreq.model.uri, settings=sreq.settings)
+        for i, (s, ns) in enumerate(zip(samples, notes, strict=True))
+    ]
     with tempfile.TemporaryDirectory(prefix="motif-studio-") as tmp:
         out = Path(tmp) / "out"
-        paths = G.write_outputs(
+        paths = write_outputs(
             out,
             stems,
             notes,

@@ -52,7 +52,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modeling import generate as G
+from modeling.families import FAMILY_MODULES, load_family
+from modeling.generation.request import DEFAULT_BACKING_CHORDS
+from modeling.music import STEPS_PER_BAR
 from modeling.scales import SCALE_NAMES
 from studio.catalog import load_catalogue, resolve_choice
 from studio.jobs import KINDS, Busy, Studio
@@ -165,20 +167,18 @@ def _options(limits: Limits) -> dict[str, Any]:
         "primer_types": list(PRIMER_TYPES),
         "histogram_modes": list(HISTOGRAM_MODES),
         "labels": LABELS,
-        "default_chords": G.DEFAULT_BACKING_CHORDS,
-        "defaults": {
-            "melody": {"length": G.DEFAULT_NUM_STEPS["melody"] / G.STEPS_PER_BAR, "unit": "bars"},
-            "polyphony": {
-                "length": G.DEFAULT_NUM_STEPS["polyphony"] / G.STEPS_PER_BAR,
-                "unit": "bars",
-            },
-            "improv": {"length": None, "unit": "bars"},
-            "performance": {
-                "length": G.DEFAULT_NUM_STEPS["performance"] / G.PERFORMANCE_STEPS_PER_SECOND,
-                "unit": "seconds",
-            },
-        },
+        "default_chords": DEFAULT_BACKING_CHORDS,
+        "defaults": {name: _length_default(name) for name in FAMILY_MODULES},
     }
+
+
+def _length_default(family: str) -> dict[str, Any]:
+    """The Length control's default and unit for a family (None: the family derives it)."""
+    units = load_family(family).GENERATION_UNITS
+    steps = units.default_steps
+    if units.metered:
+        return {"length": None if steps is None else steps / STEPS_PER_BAR, "unit": "bars"}
+    return {"length": None if steps is None else steps / units.per_second, "unit": "seconds"}
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

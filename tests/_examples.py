@@ -18,6 +18,11 @@ from pipelines.schema import EXAMPLE_SCHEMA
 
 PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
 
+TWINKLE: list[int] = [  # a primer melody in note-seq's events (-2: hold), two bars per line
+    *(60, -2, 60, -2, 67, -2, 67, -2, 69, -2, 69, -2, 67, -2, -2, -2),
+    *(65, -2, 65, -2, 64, -2, 64, -2, 62, -2, 62, -2, 60, -2, -2, -2),
+]
+
 
 def melody_events(rng: np.random.Generator, length: int, num_classes: int = 38) -> np.ndarray:
     """A 4-step motif over pitch classes 2.. repeated with no-event holds and rare noise."""

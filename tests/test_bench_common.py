@@ -42,7 +42,7 @@ def test_write_example_set_writes_the_schema_and_meta(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "set" / "meta.json").read_text()) == meta
 
 
-@pytest.mark.parametrize("name", ["ingest", "examples", "train", "generate"])
+@pytest.mark.parametrize("name", ["ingest", "examples", "train", "generate", "quality"])
 def test_every_benchmark_starts_as_a_module(name: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", f"bench.{name}", "--help"],

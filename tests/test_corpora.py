@@ -228,7 +228,7 @@ def test_fetch_inside_a_dvc_project_tracks_the_folder(tmp_path: Path, server: Se
 
 def test_motif_command_lists_the_pinned_corpora() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "modeling.cli", "corpora", "list"],
+        [sys.executable, "-m", "modeling.motif", "corpora", "list"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -41,32 +41,27 @@ def test_torchrun_two_processes_matches_one(tmp_path: Path) -> None:
         "OMP_NUM_THREADS": "1",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlruns/mlflow.db",
     }
-    ddp = subprocess.run(
-        [
-            TORCHRUN,
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "modeling.train",
-            *args,
-            "--output",
-            str(tmp_path / "ddp"),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        """One training process tree in ``tmp_path`` (output paths name the run)."""
+        return subprocess.run(
+            list(argv), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    ddp = run(
+        TORCHRUN,
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "modeling.train",
+        *args,
+        "--output",
+        str(tmp_path / "ddp"),
     )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = subprocess.run(
-        [PYTHON, "-m", "modeling.train", *args, "--no-mlflow", "--output", str(tmp_path / "one")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    single = run(
+        PYTHON, "-m", "modeling.train", *args, "--no-mlflow", "--output", str(tmp_path / "one")
     )
     assert single.returncode == 0, single.stderr[-3000:]
 

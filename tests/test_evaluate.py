@@ -21,12 +21,17 @@ import numpy as np
 import pytest
 import torch
 
-from modeling import evaluate as E
+from modeling import evaluate as E  # the stage's entry point (main)
 from modeling import musicstats as MS
+from modeling.evaluation import cache as EC
+from modeling.evaluation import figures
+from modeling.evaluation import sampling as EG
+from modeling.evaluation import sets as ED
+from modeling.evaluation import settings as ES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _examples import write_example_set
-from _generate_sets import performance_sequences, polyphony_sequences, write_events_set
+from _models import tracking_store, train_argv, write_family_sets
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
@@ -74,59 +79,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
 
     root = tmp_path_factory.mktemp("evaluate")
     ex = root / "examples"
-    rng = np.random.default_rng(0)
-    write_example_set(ex / "mel", name="mel")
+    write_family_sets(ex, np.random.default_rng(0))
     write_example_set(ex / "mel2", name="mel2", seed=3)
     write_eval_only_set(ex / "mel_eval")
-    write_example_set(ex / "imp", name="imp", family="improv", chords=True)
-    write_events_set(
-        ex / "poly",
-        name="poly",
-        family="polyphony",
-        event_space="polyphony:0-127",
-        train=polyphony_sequences(rng, 24),
-        eval_=polyphony_sequences(rng, 6),
-    )
-    write_events_set(
-        ex / "perf",
-        name="perf",
-        family="performance",
-        event_space="performance:v32",
-        train=performance_sequences(rng, 24),
-        eval_=performance_sequences(rng, 6),
-    )
     uri = f"sqlite:///{root}/mlruns/mlflow.db"
-    old_uri, old_threads = os.environ.get("MLFLOW_TRACKING_URI"), torch.get_num_threads()
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    torch.set_num_threads(1)
-    try:
+    with tracking_store(uri):
         for variant, (set_name, steps, hp) in TRAIN.items():
-            assert (
-                train.main(
-                    [
-                        "--variant",
-                        variant,
-                        "--examples",
-                        str(ex / set_name),
-                        "--output",
-                        str(root / "models" / variant),
-                        "--hparams",
-                        f"batch_size=8,rnn_layer_sizes=[16]{hp}",
-                        "--num-steps",
-                        str(steps),
-                        "--eval-every",
-                        "2",
-                        "--quiet",
-                    ]
-                )
-                == 0
-            ), variant
-    finally:
-        torch.set_num_threads(old_threads)
-        if old_uri is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old_uri
+            argv = train_argv(
+                variant, ex / set_name, root / "models" / variant, steps, hparams=hp, eval_every=2
+            )
+            assert train.main(argv) == 0, variant
     variants = "\n".join(f"  {v}: {{example_set: {s}}}" for v, (s, _, _) in TRAIN.items())
     params = root / "params.yaml"
     params.write_text(PARAMS.format(variants=variants, root=ex))
@@ -137,16 +99,22 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
 def report(store: dict) -> Path:
     """The stage run once over every registered model."""
     out = Path(store["root"]) / "reports"
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = str(store["uri"])
-    try:
+    with tracking_store(str(store["uri"])):
         assert E.main(["--output", str(out), "--params", str(store["params"]), "--quiet"]) == 0
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old
     return out
+
+
+def basic_rnn_argv(store: dict, output: Path) -> list[str]:
+    """The stage over the basic_rnn model alone (a quick rerun beside the full ``report``)."""
+    return [
+        "--output",
+        str(output),
+        "--params",
+        str(store["params"]),
+        "--models",
+        "basic_rnn",
+        "--quiet",
+    ]
 
 
 @pytest.fixture
@@ -337,15 +305,7 @@ def test_quality_bar_in_summary_report_and_registry(report: Path, in_store: dict
 
 def test_same_seed_same_report(in_store: dict, report: Path, tmp_path: Path) -> None:
     """Re-running one model with the same seed gives the same numbers (reproducible sampling)."""
-    argv = [
-        "--output",
-        str(tmp_path / "a"),
-        "--params",
-        str(in_store["params"]),
-        "--models",
-        "basic_rnn",
-        "--quiet",
-    ]
+    argv = basic_rnn_argv(in_store, tmp_path / "a")
     assert E.main(argv) == 0
     one = json.loads((tmp_path / "a" / "summary.json").read_text())
     full = json.loads((report / "summary.json").read_text())
@@ -419,11 +379,11 @@ def test_cache_key_follows_every_imported_module(tmp_path: Path, monkeypatch) ->
             REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
         )
     monkeypatch.setattr(stagedeps, "ROOT", tmp_path)
-    settings = E.Settings(examples_root=tmp_path / "no_examples")
-    base = E.ResultCache(tmp_path / "cache", settings).base
-    assert E.code_version(tmp_path) == E.code_version(REPO)  # same bytes, same key
+    settings = ES.Settings(examples_root=tmp_path / "no_examples")
+    base = EC.ResultCache(tmp_path / "cache", settings).base
+    assert EC.code_version(tmp_path) == EC.code_version(REPO)  # same bytes, same key
     for rel, changes in [
-        ("modeling/families/melody.py", True),  # a decoder
+        ("modeling/families/melody/evaluation.py", True),  # a decoder (a lazily imported hook)
         ("modeling/train.py", True),  # the held-out scorer
         ("modeling/data.py", True),
         ("modeling/batch.py", False),  # not imported by the evaluation
@@ -431,9 +391,9 @@ def test_cache_key_follows_every_imported_module(tmp_path: Path, monkeypatch) ->
         path = tmp_path / rel
         original = path.read_bytes()
         path.write_bytes(original + b"\n# edited\n")
-        assert (E.ResultCache(tmp_path / "cache", settings).base != base) is changes, rel
+        assert (EC.ResultCache(tmp_path / "cache", settings).base != base) is changes, rel
         path.write_bytes(original)
-    assert E.ResultCache(tmp_path / "cache", settings).base == base
+    assert EC.ResultCache(tmp_path / "cache", settings).base == base
 
 
 # ============================================================================ helpers
@@ -449,8 +409,8 @@ def test_uniform_model_pitch_classes(family: str, space: str) -> None:
     rng = np.random.default_rng(0)
     pitches = []
     for _ in range(40):
-        ev = E.uniform_events(family, space, rng, steps=512, seconds=60.0)
-        pitches.append(MS.NoteArrays.from_sequence(E.decode(family, space, ev)).pitch)
+        ev = EG.uniform_events(family, space, rng, steps=512, seconds=60.0)
+        pitches.append(MS.NoteArrays.from_sequence(ED.decode(family, space, ev)).pitch)
     h = MS.pitch_class_histogram(np.concatenate(pitches))
     want = np.ones(12) if space == "melody:48-84" else np.array([11] * 8 + [10] * 4)
     assert MS.histogram_distance(h, want) < 0.02
@@ -462,23 +422,23 @@ def test_uniform_model_lengths() -> None:
     from modeling.families import polyphony as pfam
 
     rng = np.random.default_rng(1)
-    mel = E.uniform_events("melody", "melody:48-84", rng, steps=37)
+    mel = EG.uniform_events("melody", "melody:48-84", rng, steps=37)
     assert len(mel) == 37 and mel.min() >= 0 and mel.max() < 38
-    poly = E.uniform_events("polyphony", "polyphony:0-127", rng, steps=5)
+    poly = EG.uniform_events("polyphony", "polyphony:0-127", rng, steps=5)
     assert poly[0] == pfam.START and poly[-1] == pfam.END
     assert int((poly == pfam.STEP_END).sum()) == 5 and poly[-2] == pfam.STEP_END
     assert not np.isin(poly[1:-1], [pfam.START, pfam.END]).any()
-    perf = E.uniform_events("performance", "performance:v32", rng, seconds=2.5)
+    perf = EG.uniform_events("performance", "performance:v32", rng, seconds=2.5)
     clock = int(pf.shift_steps(torch.as_tensor(perf)[None]).sum())
     assert clock == 250 and perf.max() < 388
-    ns = E.decode("performance", "performance:v32", perf)
+    ns = ED.decode("performance", "performance:v32", perf)
     assert ns.total_time <= 2.5 + 1e-9
 
 
 def test_progressions_reproduce_the_eval_chords(store: dict) -> None:
     """Backing chords built from eval lead sheets give back exactly their per-step chords."""
-    sd = E.Sets(Path(store["examples"])).load(Path(store["examples"]) / "imp")
-    progs = E.progressions(sd, 3, 20)
+    sd = ED.Sets(Path(store["examples"])).load(Path(store["examples"]) / "imp")
+    progs = ED.progressions(sd, 3, 20)
     split = sd.examples.eval
     assert len(progs) == 3
     for p in progs:
@@ -495,25 +455,25 @@ def test_adherence_measures_density_and_histogram() -> None:
     # 2 samples of 2 s: 4 and 6 C/G notes -> 2.5 notes/s on average
     a = MS.NoteArrays.from_notes([60] * 4, [0, 0.5, 1, 1.5], [0.5, 1, 1.5, 2], total_time=2.0)
     b = MS.NoteArrays.from_notes([67] * 6, np.arange(6) / 3, np.arange(1, 7) / 3, total_time=2.0)
-    gen = E.Generated([a, b], [])
-    row = E.adherence(gen, {"notes_per_second": 2.0}, 0.2)
+    gen = EG.Generated([a, b], [])
+    row = EG.adherence(gen, {"notes_per_second": 2.0}, 0.2)
     assert row["achieved_density"] == pytest.approx(2.5)
     assert row["density_rel_error"] == pytest.approx(0.25)
     assert row["density_within_tolerance"] is False
-    assert E.adherence(gen, {"notes_per_second": 2.5}, 0.2)["density_within_tolerance"] is True
+    assert EG.adherence(gen, {"notes_per_second": 2.5}, 0.2)["density_within_tolerance"] is True
     hist = [1] + [0] * 6 + [1] + [0] * 4  # C and G, equal time (2 s each) -> distance 0
-    assert E.adherence(gen, {"pitch_class_histogram": hist}, 0.2)[
+    assert EG.adherence(gen, {"pitch_class_histogram": hist}, 0.2)[
         "histogram_distance"
     ] == pytest.approx(0.0)
 
 
 def test_settings_defaults_and_checks() -> None:
-    s = E.settings_from_params({"seed": 9, "variants": {"basic_rnn": {"example_set": "melody"}}})
+    s = ES.settings_from_params({"seed": 9, "variants": {"basic_rnn": {"example_set": "melody"}}})
     assert s.alias == "champion" and s.num_samples == 32 and s.seed == 9
     assert s.improv_progressions == 8
     assert s.variant_sets == {"basic_rnn": "melody"} and s.extra_eval_sets == {}
-    assert s.performance_requests == E.DEFAULT_REQUESTS
-    s = E.settings_from_params(
+    assert s.performance_requests == ES.DEFAULT_REQUESTS
+    s = ES.settings_from_params(
         {"evaluate": {"extra_eval_sets": {"melody": ["edm"]}, "num_samples": 2}}
     )
     assert s.extra_eval_sets == {"melody": ("edm",)} and s.num_samples == 2
@@ -526,8 +486,8 @@ def test_settings_defaults_and_checks() -> None:
         ({"extra_eval_sets": {"melody": "edm"}}, "extra_eval_sets"),
         ({"performance_seconds": "long"}, "performance_seconds"),
     ]:
-        with pytest.raises(E.EvalError, match="params evaluate") as info:
-            E.settings_from_params({"evaluate": bad})
+        with pytest.raises(ES.EvalError, match="params evaluate") as info:
+            ES.settings_from_params({"evaluate": bad})
         assert words in str(info.value) and "\n" not in str(info.value)
 
 
@@ -586,22 +546,14 @@ def test_failure_keeps_the_previous_report(
     in_store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "reports"
-    argv = [
-        "--output",
-        str(out),
-        "--params",
-        str(in_store["params"]),
-        "--models",
-        "basic_rnn",
-        "--quiet",
-    ]
+    argv = basic_rnn_argv(in_store, out)
     assert E.main(argv) == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(E, "plot_summary", broken)
+    monkeypatch.setattr(figures, "plot_summary", broken)
     with pytest.raises(OSError, match="disk full"):
         E.main([*argv, "--seed", "99"])
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -149,6 +149,27 @@ def test_request_titles_are_not_generate_flags(tmp_path: Path) -> None:
     batch.parse_request("melody_twinkle", argv)  # the generation CLI's parser accepts the rest
 
 
+def test_a_bad_request_or_command_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every parser error of a request names the request (a ``ParamsError``, never the generation
+    CLI's own usage error), and the batch CLI answers a bad command in one line, exit code 2."""
+    from pipelines.params import ParamsError
+
+    for argv, words in (
+        (["--output_dir", str(tmp_path), "--num_steps", "many"], "invalid int value"),
+        (["--model", "models:/x@champion"], "required: --output_dir"),
+    ):
+        with pytest.raises(ParamsError, match=f"^generate.requests.odd: .*{words}"):
+            batch.parse_request("odd", argv)
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps(PARAMS))
+    capsys.readouterr()
+    assert batch.main(["--params", str(params), "publish"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("batch: ") and "invalid choice: 'publish'" in err and "\n" not in err
+
+
 def test_gallery_groups_by_family_and_explains_each_request(tmp_path: Path) -> None:
     generated = write_generated(tmp_path / "generated")
     reports = tmp_path / "summary.json"
@@ -193,3 +214,17 @@ def test_gallery_works_from_file_url(tmp_path: Path) -> None:
             page.screenshot(path=str(shots / "gallery.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_gallery_sections_take_the_family_headings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each section's heading and blurb are its family's ``GALLERY_HEADING``."""
+    from modeling.families import load_family
+
+    monkeypatch.setattr(load_family("improv"), "GALLERY_HEADING", ("Lead sheets", "Over chords."))
+    generated = write_generated(tmp_path / "generated")
+    text = batch.write_gallery(PARAMS, generated, tmp_path / "gallery", None).read_text()
+    assert "<h2>Lead sheets</h2><p>Over chords.</p>" in text
+    heading, blurb = load_family("melody").GALLERY_HEADING
+    assert f"<h2>{heading}</h2><p>{blurb}</p>" in text

@@ -7,8 +7,8 @@ throw-away MLflow store so ``--model models:/...`` is exercised for real.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,56 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-from modeling import cli
 from modeling import generate as G
+from modeling import motif as cli
 from modeling.families import melody as mfam
 from modeling.families import polyphony as pfam
 from modeling.scales import resolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _examples import write_example_set
-from _generate_sets import (
-    performance_sequences,
-    polyphony_sequences,
-    write_events_set,
-)
+from _examples import TWINKLE
+from _models import tracking_store, train_argv, write_family_sets
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
-TWINKLE = [
-    60,
-    -2,
-    60,
-    -2,
-    67,
-    -2,
-    67,
-    -2,
-    69,
-    -2,
-    69,
-    -2,
-    67,
-    -2,
-    -2,
-    -2,
-    65,
-    -2,
-    65,
-    -2,
-    64,
-    -2,
-    64,
-    -2,
-    62,
-    -2,
-    62,
-    -2,
-    60,
-    -2,
-    -2,
-    -2,
-]
 
 # variant -> (example set, steps, extra hparams)
 TRAIN = {
@@ -87,58 +49,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     from modeling import train
 
     root = tmp_path_factory.mktemp("generate_models")
-    rng = np.random.default_rng(0)
-    write_example_set(root / "mel", name="mel")
-    write_example_set(root / "imp", name="imp", family="improv", chords=True)
-    write_events_set(
-        root / "poly",
-        name="poly",
-        family="polyphony",
-        event_space="polyphony:0-127",
-        train=polyphony_sequences(rng, 24),
-        eval_=polyphony_sequences(rng, 6),
-    )
-    write_events_set(
-        root / "perf",
-        name="perf",
-        family="performance",
-        event_space="performance:v32",
-        train=performance_sequences(rng, 24),
-        eval_=performance_sequences(rng, 6),
-    )
+    write_family_sets(root, np.random.default_rng(0))
     uri = f"sqlite:///{root}/mlruns/mlflow.db"
-    old_uri, old_threads = os.environ.get("MLFLOW_TRACKING_URI"), torch.get_num_threads()
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    torch.set_num_threads(1)
     out: dict[str, Path | str] = {"_uri": uri}
-    try:
+    with tracking_store(uri):
         for variant, (ex, steps, hp) in TRAIN.items():
             run = root / f"run_{variant}"
-            argv = [
-                "--variant",
-                variant,
-                "--examples",
-                str(root / ex),
-                "--output",
-                str(run),
-                "--hparams",
-                f"batch_size=8,rnn_layer_sizes=[16]{hp}",
-                "--num-steps",
-                str(steps),
-                "--eval-every",
-                str(steps),
-                "--quiet",
-            ]
+            argv = train_argv(variant, root / ex, run, steps, hparams=hp)
             if variant != REGISTERED:
                 argv.append("--no-mlflow")
             assert train.main(argv) == 0, variant
             out[variant] = run
-    finally:
-        torch.set_num_threads(old_threads)
-        if old_uri is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old_uri
     return out
 
 
@@ -261,19 +182,16 @@ def test_melody_primer_kept_through_key_normalisation(trained: dict) -> None:
         assert got == [(n.pitch, n.start_time, n.end_time) for n in want.notes]
 
 
+def polyphony_generate(trained: dict, req: G.Request, *, condition: bool, inject: bool) -> tuple:
+    """The tiny polyphony model's ``generate`` of ``req`` under one of Magenta's two primer modes
+    (``condition_on_primer``, ``inject_primer_during_generation``)."""
+    modes = {"condition_on_primer": condition, "inject_primer_during_generation": inject}
+    return G.generate(load(trained, "polyphony"), dataclasses.replace(req, **modes))
+
+
 def test_polyphony_conditioned_primer_kept(trained: dict) -> None:
-    model = load(trained, "polyphony")
-    _, _, notes = G.generate(
-        model,
-        G.Request(
-            num_outputs=2,
-            seed=2,
-            num_steps=32,
-            primer_pitches=[67, 64, 60],
-            condition_on_primer=True,
-            inject_primer_during_generation=False,
-        ),
-    )
+    req = G.Request(num_outputs=2, seed=2, num_steps=32, primer_pitches=[67, 64, 60])
+    _, _, notes = polyphony_generate(trained, req, condition=True, inject=False)
     for ns in notes:
         first = sorted(n.pitch for n in ns.notes if n.start_time == 0.0)
         assert first == [60, 64, 67]
@@ -294,18 +212,8 @@ def test_performance_primer_kept(trained: dict) -> None:
 
 def test_polyphony_injected_melody_appears(trained: dict) -> None:
     """Seed 001's Twinkle harmonisation: the primer plays first, then again under new notes."""
-    model = load(trained, "polyphony")
-    _, samples, notes = G.generate(
-        model,
-        G.Request(
-            num_outputs=3,
-            seed=1,
-            num_steps=64,
-            primer_melody=TWINKLE,
-            condition_on_primer=False,
-            inject_primer_during_generation=True,
-        ),
-    )
+    req = G.Request(num_outputs=3, seed=1, num_steps=64, primer_melody=TWINKLE)
+    _, samples, notes = polyphony_generate(trained, req, condition=False, inject=True)
     sps = 0.125
     melody = [(v, i * sps) for i, v in enumerate(TWINKLE) if v >= 0]
     for s, ns in zip(samples, notes, strict=True):
@@ -547,6 +455,15 @@ BAD = [
 ]
 
 
+SHORT = ("--num_steps", "24", "--audio", "none")
+"""A short, silent sample: the CLI tests check files and messages, not music."""
+
+
+def cli_argv(run: Path | str, output: Path, *flags: str) -> list[str]:
+    """``generate`` arguments: the model of the run dir ``run`` into ``output``, quietly, + ``flags``."""
+    return ["--checkpoint", str(run), "--output_dir", str(output), "--quiet", *flags]
+
+
 @pytest.mark.parametrize(
     "flags,variant,words", BAD, ids=[b[0][0] + f"-{i}" for i, b in enumerate(BAD)]
 )
@@ -554,20 +471,7 @@ def test_cli_bad_input_one_line_exit_2(
     trained: dict, tmp_path: Path, capsys, flags: list, variant: str, words: list
 ) -> None:
     out = tmp_path / "out"
-    code = G.main(
-        [
-            "--checkpoint",
-            str(trained[variant]),
-            "--output_dir",
-            str(out),
-            "--num_outputs",
-            "2",
-            "--seed",
-            "1",
-            "--quiet",
-            *flags,
-        ]
-    )
+    code = G.main(cli_argv(trained[variant], out, "--num_outputs", "2", "--seed", "1", *flags))
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("generate: ")
@@ -596,21 +500,7 @@ def test_cli_unknown_registry_model_lists_registered(
 
 
 def test_cli_refuses_to_overwrite(trained: dict, tmp_path: Path, capsys) -> None:
-    args = [
-        "--checkpoint",
-        str(trained["basic_rnn"]),
-        "--output_dir",
-        str(tmp_path),
-        "--num_outputs",
-        "1",
-        "--seed",
-        "3",
-        "--num_steps",
-        "24",
-        "--audio",
-        "none",
-        "--quiet",
-    ]
+    args = cli_argv(trained["basic_rnn"], tmp_path, "--num_outputs", "1", "--seed", "3", *SHORT)
     assert G.main(args) == 0
     midi = tmp_path / "basic_rnn_3_001.mid"
     before = midi.read_bytes(), midi.stat().st_mtime_ns
@@ -638,21 +528,7 @@ def test_no_partial_files_when_rendering_fails(trained: dict, tmp_path: Path, mo
     monkeypatch.setattr(render, "piano_roll_png", flaky)
     with pytest.raises(OSError, match="disk full"):
         G.main(
-            [
-                "--checkpoint",
-                str(trained["basic_rnn"]),
-                "--output_dir",
-                str(tmp_path),
-                "--num_outputs",
-                "3",
-                "--seed",
-                "3",
-                "--num_steps",
-                "24",
-                "--audio",
-                "none",
-                "--quiet",
-            ]
+            cli_argv(trained["basic_rnn"], tmp_path, "--num_outputs", "3", "--seed", "3", *SHORT)
         )
     assert _files(tmp_path) == []  # neither sample files nor the temporary directory
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from _examples import TWINKLE
 
 from modeling import generate as G
 from modeling import primers as P
@@ -45,16 +49,7 @@ def test_scale_transposition_and_errors() -> None:
 
 
 def test_primer_parsing() -> None:
-    assert P.parse_primer_melody("[60, -2, 60, -2, 67, -2, 67, -2]") == [
-        60,
-        -2,
-        60,
-        -2,
-        67,
-        -2,
-        67,
-        -2,
-    ]
+    assert P.parse_primer_melody("[60, -2, 60, -2, 67, -2, 67, -2]") == TWINKLE[:8]
     assert P.parse_primer_pitches("[67,64,60]") == [67, 64, 60]
     with pytest.raises(P.RequestError, match="event -3 at position 1"):
         P.parse_primer_melody("[60, -3]")
@@ -151,11 +146,102 @@ def test_key_transposition_keeps_primer_in_range() -> None:
 def test_feature_windows() -> None:
     from modeling.variants import get_variant
 
-    assert G._feature_window(get_variant("basic_rnn").encoding) == 1
-    assert G._feature_window(get_variant("polyphony").encoding) == 1
-    assert G._feature_window(get_variant("chord_pitches_improv").encoding) == 1
     assert (
-        G._feature_window(get_variant("multiconditioned_performance_with_dynamics").encoding) == 1
+        G._feature_window(get_variant("basic_rnn").encoding, get_variant("basic_rnn").family) == 1
     )
-    assert G._feature_window(get_variant("attention_rnn").encoding) is None
-    assert G._feature_window(get_variant("attention_improv").encoding) is None
+    assert (
+        G._feature_window(get_variant("polyphony").encoding, get_variant("polyphony").family) == 1
+    )
+    assert (
+        G._feature_window(
+            get_variant("chord_pitches_improv").encoding, get_variant("chord_pitches_improv").family
+        )
+        == 1
+    )
+    assert (
+        G._feature_window(
+            get_variant("multiconditioned_performance_with_dynamics").encoding,
+            get_variant("multiconditioned_performance_with_dynamics").family,
+        )
+        == 1
+    )
+    assert (
+        G._feature_window(
+            get_variant("attention_rnn").encoding, get_variant("attention_rnn").family
+        )
+        is None
+    )
+    assert (
+        G._feature_window(
+            get_variant("attention_improv").encoding, get_variant("attention_improv").family
+        )
+        is None
+    )
+
+
+# ----------------------------------------------------------------------------- request rules
+
+
+RULES = [
+    # (request fields, family, field of the error, words of the CLI message)
+    ({"num_outputs": 0}, "melody", "num_outputs", "--num_outputs must be 1..1000"),
+    ({"num_outputs": 600, "beam_size": 8}, "melody", "num_outputs", "rows exceeds"),
+    ({"num_steps": 16, "num_bars": 2}, "melody", "num_bars", "give one of --num_steps"),
+    ({"primer_melody": [60], "primer_midi": object()}, "melody", "primer", "one primer flag"),
+    ({"notes_per_second": 3.0}, "polyphony", "notes_per_second", "conditioned performance"),
+    ({"pitch_class_histogram": [1.0] * 12}, "melody", "pitch_class_histogram", "performance"),
+    ({"render_chords": True}, "melody", "render_chords", "--render_chords needs an improv"),
+    ({"primer_pitches": [60, 64]}, "improv", "primer_pitches", "polyphony or performance"),
+    ({"backing_chords": "C G"}, "performance", "backing_chords", "needs an improv model"),
+    ({"num_bars": 300}, "polyphony", "num_bars", "cap of 4096 for polyphony"),
+    ({"num_seconds": 601}, "performance", "num_seconds", "60100 10 ms steps exceeds"),
+    ({"backing_chords": "C " * 300}, "improv", "backing_chords", "the cap is 4096"),
+]
+
+
+@pytest.mark.parametrize("fields,family,field,words", RULES)
+def test_each_request_rule_names_its_field(
+    fields: dict, family: str, field: str, words: str
+) -> None:
+    """Every rule lives in ``Request.validate`` and says which field it is about."""
+    with pytest.raises(G.GenerateError) as info:
+        G.Request(**fields).validate(family)
+    assert info.value.field == field
+    assert words in str(info.value) and "{" not in str(info.value)
+
+
+def test_family_rules_follow_request_fields() -> None:
+    """What a family accepts is its ``REQUEST_FIELDS``: the same request passes elsewhere."""
+    G.Request(primer_pitches=[60, 64]).validate("polyphony")
+    G.Request(backing_chords="C G", render_chords=True).validate("improv")
+    G.Request(notes_per_second=3.0).validate("performance")  # the model's own check comes later
+    G.Request(backing_chords="C " * 300, num_bars=8).validate("improv")  # a length cuts the grid
+    with pytest.raises(G.GenerateError, match="the cap is 1024"):  # a tighter cap (the studio's)
+        G.Request(backing_chords="C " * 65).validate("improv", max_steps=1024)
+
+
+def test_messages_are_spelled_by_each_front_end() -> None:
+    err = G.GenerateError(
+        "num_steps", "ask for more ({num_steps} / {num_bars} / a longer {backing_chords})"
+    )
+    assert str(err) == "ask for more (--num_steps / --num_bars / a longer --backing_chords)"
+    words = {"num_steps": "Length", "num_bars": "Length", "backing_chords": "Chords"}
+    assert err.render(words.__getitem__) == "ask for more (Length / a longer Chords)"
+    topical = G.GenerateError("key", "unknown scale 'x'", topic="key/scale")
+    assert str(topical) == "--key/--scale: unknown scale 'x'"
+    assert topical.render(str.upper) == "unknown scale 'x'"
+
+
+def test_no_family_branches_in_generation_or_studio() -> None:
+    """Generation and the studio reach families only through the protocol."""
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"family *(==|!=|in) *[(\"']|\.family *(==|!=|in) ")
+    files = [root / "modeling/generate.py", *sorted((root / "modeling/generation").glob("*.py"))]
+    files += sorted((root / "studio").glob("*.py"))
+    hits = [
+        f"{f.name}:{i}"
+        for f in files
+        for i, line in enumerate(f.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert hits == []

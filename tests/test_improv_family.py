@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from _families import extract_all, hparams_of
 from _melody_reference import (
     STEP,
     check_improv_parity,
@@ -26,7 +27,7 @@ from note_seq import (
 from note_seq.protobuf import music_pb2
 
 from modeling.families import chords, improv, melody
-from modeling.families.base import Dropped, Encoding, Extracted
+from modeling.families.base import Encoding, Extracted
 
 NE, OFF = -2, -1
 NC = chords.NO_CHORD
@@ -177,13 +178,8 @@ def test_variant_table_matches_magenta() -> None:
         assert (v.encoding.input_size, v.encoding.num_classes) == (n_in, n_cls)
         assert v.encoding.event_space == "melody:48-84"
         h = v.hparams
-        assert (
-            h.batch_size,
-            h.rnn_layer_sizes,
-            h.dropout_keep_prob,
-            h.clip_norm,
-            h.attn_length,
-        ) == (128, layers, 0.5, clip, attn)
+        names = ("batch_size", "rnn_layer_sizes", "dropout_keep_prob", "clip_norm", "attn_length")
+        assert hparams_of(h, *names) == (128, layers, 0.5, clip, attn)
     pitches = melody.class_pitches(improv.VARIANTS["attention_improv"].encoding)
     assert pitches[0] == 48 and pitches[36:].tolist() == [-1] * 4
 
@@ -208,13 +204,7 @@ def lead_sheet_sequence(
 
 
 def run(ns, cfg=None, **kw) -> tuple[list[Extracted], collections.Counter]:
-    out, counts = [], collections.Counter()
-    for item in improv.extract(ns, cfg, **kw):
-        if isinstance(item, Dropped):
-            counts[item.reason] += item.count
-        else:
-            out.append(item)
-    return out, counts
+    return extract_all(improv.extract, ns, cfg, **kw)
 
 
 def test_lead_sheet_columns_follow_the_chords() -> None:

@@ -12,6 +12,7 @@ import collections
 import numpy as np
 import pytest
 import torch
+from _families import extract_all, hparams_of
 from _melody_reference import (
     STEP,
     check_melody_parity,
@@ -23,7 +24,7 @@ from note_seq import melodies_lib, sequences_lib
 from note_seq.protobuf import music_pb2
 
 from modeling.families import melody
-from modeling.families.base import Dropped, Encoding, Extracted
+from modeling.families.base import Encoding, Extracted
 
 NE, OFF = -2, -1
 MELODY_VARIANTS = ("basic_rnn", "mono_rnn", "lookback_rnn", "attention_rnn", "edm_rnn")
@@ -119,14 +120,8 @@ def test_variant_table_matches_magenta() -> None:
         assert isinstance(v.encoding, Encoding)
         assert (v.encoding.input_size, v.encoding.num_classes) == (n_in, n_cls)
         h = v.hparams
-        assert (
-            h.batch_size,
-            h.rnn_layer_sizes,
-            h.dropout_keep_prob,
-            h.clip_norm,
-            h.attn_length,
-            h.learning_rate,
-        ) == (batch, layers, keep, clip, attn, 1e-3)
+        names = ("batch_size", "rnn_layer_sizes", "dropout_keep_prob", "clip_norm", "attn_length")
+        assert hparams_of(h, *names, "learning_rate") == (batch, layers, keep, clip, attn, 1e-3)
     assert melody.VARIANTS["mono_rnn"].encoding.event_space == "melody:0-128"
     assert melody.VARIANTS["edm_rnn"].encoding == melody.VARIANTS["attention_rnn"].encoding
     assert "attention_rnn" in melody.VARIANTS["edm_rnn"].description
@@ -183,13 +178,7 @@ def test_key_melody_is_fast_on_a_training_batch() -> None:
 
 
 def run(ns: music_pb2.NoteSequence, cfg=None, **kw) -> tuple[list[Extracted], collections.Counter]:
-    out, counts = [], collections.Counter()
-    for item in melody.extract(ns, cfg, **kw):
-        if isinstance(item, Dropped):
-            counts[item.reason] += item.count
-        else:
-            out.append(item)
-    return out, counts
+    return extract_all(melody.extract, ns, cfg, **kw)
 
 
 def test_extracts_one_key_normalised_melody_per_track() -> None:

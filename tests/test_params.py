@@ -5,14 +5,13 @@ it into exit 2 before doing any work."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from _python import run_python
 
 from modeling.families.base import HParams
 from pipelines import profile
@@ -178,15 +177,7 @@ def _cli(module: str, params: Path, cwd: Path) -> subprocess.CompletedProcess[st
         if module == "modeling.batch"
         else [*args, "--params", str(params)]
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", module, *argv],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_python(["-m", module, *argv], cwd=cwd, timeout=120)
 
 
 @pytest.mark.parametrize(

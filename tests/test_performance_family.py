@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from _families import hparams_of, note_sequence
 from _family_reference import (
     DENSITY,
     HISTOGRAM,
@@ -28,18 +29,7 @@ def seq(
     instrument: int = 0,
 ) -> music_pb2.NoteSequence:
     """NoteSequence from (pitch, velocity, start s, end s)."""
-    ns = music_pb2.NoteSequence()
-    for pitch, velocity, a, b in notes:
-        ns.notes.add(
-            pitch=pitch,
-            velocity=velocity,
-            start_time=a,
-            end_time=b,
-            program=program,
-            instrument=instrument,
-        )
-    ns.total_time = max((b for *_, b in notes), default=0.0)
-    return ns
+    return note_sequence([(p, a, b, v, instrument, program) for p, v, a, b in notes])
 
 
 def ON(p: int) -> int:
@@ -243,13 +233,8 @@ def test_variants_match_magenta() -> None:
     }
     for v in Q.VARIANTS.values():
         h = v.hparams
-        assert (
-            h.batch_size,
-            h.rnn_layer_sizes,
-            h.dropout_keep_prob,
-            h.clip_norm,
-            h.learning_rate,
-        ) == (64, (512, 512, 512), 1.0, 3.0, 1e-3)
+        names = ("batch_size", "rnn_layer_sizes", "dropout_keep_prob", "clip_norm", "learning_rate")
+        assert hparams_of(h, *names) == (64, (512, 512, 512), 1.0, 3.0, 1e-3)
         assert v.family == Q.NAME == "performance"
         assert isinstance(v.encoding, Encoding)
     assert Q.event_space(Q.PerformanceExtractConfig()) == "performance:v32"

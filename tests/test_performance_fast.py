@@ -13,6 +13,7 @@ import random
 
 import numpy as np
 import pytest
+from _families import note_sequence as seq
 from note_seq import sequences_lib
 from note_seq.protobuf import music_pb2
 
@@ -20,37 +21,6 @@ from modeling.families import performance as Q
 from modeling.families.base import Dropped, Extracted
 
 BINS = (0, 32)
-
-
-def seq(
-    notes: list[tuple],
-    ccs: list[tuple] = (),
-    total: float | None = None,
-    names: dict[int, str] | None = None,
-) -> music_pb2.NoteSequence:
-    """notes: (pitch, start, end[, velocity, instrument, program, is_drum]); ccs: (time, value[,
-    instrument, number])."""
-    ns = music_pb2.NoteSequence()
-    for n in notes:
-        pitch, start, end, vel, inst, prog, drum = (*n, *(80, 0, 0, False)[len(n) - 3 :])
-        ns.notes.add(
-            pitch=pitch,
-            start_time=start,
-            end_time=end,
-            velocity=vel,
-            instrument=inst,
-            program=prog,
-            is_drum=drum,
-        )
-    for c in ccs:
-        time, value, inst, number = (*c, *(0, 64)[len(c) - 2 :])
-        ns.control_changes.add(
-            time=time, control_value=value, instrument=inst, control_number=number
-        )
-    for inst, name in (names or {}).items():
-        ns.instrument_infos.add(instrument=inst, name=name)
-    ns.total_time = total if total is not None else max((n.end_time for n in ns.notes), default=0.0)
-    return ns
 
 
 def as_tuples(items: list[Extracted | Dropped]) -> list[tuple]:

@@ -30,8 +30,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _examples import TINY_HPARAMS, write_example_set
-from _generate_sets import performance_sequences, polyphony_sequences, write_events_set
+from _examples import TINY_HPARAMS
+from _models import tracking_store, train_argv, write_family_sets
 
 from modeling import checkpoint as ckpt
 from modeling import generate as G
@@ -63,38 +63,13 @@ REQUESTS = {
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment of a sqlite store holding one registered champion per family."""
     root = tmp_path_factory.mktemp("pyfunc")
-    rng = np.random.default_rng(0)
-    write_example_set(root / "mel", name="mel")
-    write_example_set(root / "imp", name="imp", family="improv", chords=True)
-    write_events_set(
-        root / "poly",
-        name="poly",
-        family="polyphony",
-        event_space="polyphony:0-127",
-        train=polyphony_sequences(rng, 24),
-        eval_=polyphony_sequences(rng, 6),
-    )
-    write_events_set(root / "perf", name="perf", family="performance",
-                     event_space="performance:v32", train=performance_sequences(rng, 24),
-                     eval_=performance_sequences(rng, 6))  # fmt: skip
+    write_family_sets(root, np.random.default_rng(0))
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlruns/mlflow.db"}
-    old, old_threads = os.environ.get("MLFLOW_TRACKING_URI"), torch.get_num_threads()
-    os.environ.update(env)
-    torch.set_num_threads(1)
-    try:
+    with tracking_store(env["MLFLOW_TRACKING_URI"]):
         for variant, (ex, steps, hp) in TRAIN.items():
-            argv = ["--variant", variant, "--examples", str(root / ex),
-                    "--output", str(root / f"run_{variant}"),
-                    "--hparams", f"batch_size=8,rnn_layer_sizes=[16]{hp}",
-                    "--num-steps", str(steps), "--eval-every", str(steps), "--quiet"]  # fmt: skip
+            argv = train_argv(variant, root / ex, root / f"run_{variant}", steps, hparams=hp)
             assert train.main(argv) == 0, variant
         yield {**env, "_root": str(root)}
-    finally:
-        torch.set_num_threads(old_threads)
-        if old is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old
 
 
 def _env(store: dict[str, str]) -> dict[str, str]:
@@ -205,6 +180,23 @@ def test_version_is_an_mlflow_model_with_weights_only_checkpoint(store: dict[str
     # generate and the studio load the same version through registry.load_generator_model
     _, _, meta = registry.load_generator_model("models:/polyphony@champion")
     assert meta["path"].endswith(pyfunc.CHECKPOINT)
+
+
+def test_a_cell_the_parser_refuses_is_a_request_error(store: dict[str, str]) -> None:
+    """A cell the generation CLI's parser refuses (reachable past the MLflow schema through the
+    unwrapped model) is one invalid-parameter line naming the request and the flag, never the
+    CLI's usage text."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    model = mlflow.pyfunc.load_model("models:/attention_rnn@champion").unwrap_python_model()
+    frame = pd.DataFrame([{"num_steps": 16}, {"num_steps": "many"}])
+    with pytest.raises(MlflowException) as err:
+        model.predict(None, frame)
+    message = err.value.message
+    assert message == "request 1: argument --num_steps: invalid int value: 'many'", message
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
 def test_model_card_and_searchable_tags(store: dict[str, str]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,26 @@ def test_lookups_fail_cleanly(store: Path, capsys: pytest.CaptureFixture[str]) -
         registry.load_generator_model("models:/lookback_rnn@champion")
     with pytest.raises(registry.RegistryError, match="use models:/<name>@<alias>"):
         registry.resolve_model_file("models:/basic_rnn/Production")
+
+
+def test_listing_cli_speaks_the_shared_idiom(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``motif models``: a bad flag or a missing store is one ``registry: ...`` line and exit 2
+    (never argparse's usage block), and ``python -m modeling.registry`` still starts."""
+    assert registry.main(["--bogus"]) == 2
+    assert registry.main(["--name", "basic_rnn"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "registry: unrecognized arguments: --bogus (see --help)",
+        f"registry: no MLflow store at mlruns/mlflow.db (MLFLOW_TRACKING_URI="
+        f"{registry.DEFAULT_TRACKING_URI})",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "modeling.registry", "--help"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m modeling.registry"), done.stdout[:200]

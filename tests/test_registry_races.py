@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import torch
 from _examples import TINY_HPARAMS, write_example_set
+from _python import run_python
 
 from modeling import checkpoint as ckpt
 from modeling import registry, train
@@ -241,14 +242,8 @@ def test_kill9_after_create_model_version_then_rerun(
     ex = write_example_set(store / "ex")
     args = ["--variant", "basic_rnn", "--examples", str(ex), "--output", str(store / "a"),
             "--hparams", TINY_HPARAMS, "--num-steps", "2", "--eval-every", "2", "--quiet"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    killed = subprocess.run(
-        [sys.executable, "-c", _KILL_AFTER_CREATE, *args],
-        cwd=store,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
+    killed = run_python(
+        ["-c", _KILL_AFTER_CREATE, *args], cwd=store, env={"OMP_NUM_THREADS": "1"}, timeout=240
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     c = registry.client()

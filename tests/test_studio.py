@@ -27,13 +27,13 @@ from pathlib import Path
 import note_seq
 import numpy as np
 import pytest
-import torch
 from scipy.io import wavfile
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))  # studio/ until the venv's editable install is refreshed
 from _examples import write_example_set  # noqa: E402
+from _models import tracking_store, train_argv  # noqa: E402
 
 from studio.validation import Limits  # noqa: E402
 
@@ -61,37 +61,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("studio")
     write_example_set(root / "mel", name="mel")
     uri = f"sqlite:///{root}/mlruns/mlflow.db"
-    old_uri, old_threads = os.environ.get("MLFLOW_TRACKING_URI"), torch.get_num_threads()
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    torch.set_num_threads(1)
-    try:
-        assert (
-            train.main(
-                [
-                    "--variant",
-                    VARIANT,
-                    "--examples",
-                    str(root / "mel"),
-                    "--output",
-                    str(root / "run"),
-                    "--hparams",
-                    "batch_size=8,rnn_layer_sizes=[16]",
-                    "--num-steps",
-                    "3",
-                    "--eval-every",
-                    "3",
-                    "--quiet",
-                ]
-            )
-            == 0
-        )
+    with tracking_store(uri):
+        assert train.main(train_argv(VARIANT, root / "mel", root / "run", 3)) == 0
         yield uri
-    finally:
-        torch.set_num_threads(old_threads)
-        if old_uri is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
 @pytest.fixture(scope="module")

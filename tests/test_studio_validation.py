@@ -17,6 +17,7 @@ import pytest
 
 from modeling import generate as G
 from modeling import primers as P
+from modeling.generation.request import parser_error
 
 # studio/ is importable from the checkout; the venv's editable install maps it after the next
 # `pip install -e .` (make env).
@@ -276,37 +277,39 @@ def test_generate_errors_map_to_controls() -> None:
     ):
         with pytest.raises(P.RequestError) as info:
             call()
-        cases.append(str(info.value))
-    assert [V.field_for_message(m, "events") for m in cases] == [
+        cases.append(info.value)
+    fields = (None, None, "backing_chords", "primer_melody")  # the parsers' callers know theirs
+    assert [
+        V.control_for(parser_error(e, f), "events") for e, f in zip(cases, fields, strict=True)
+    ] == [
         "length",
         "temperature",
         "chords",
         "primer_text",
     ]
-    assert (
-        V.field_for_message("--primer_midi: no melody could be extracted", "midi") == "primer_midi"
+    no_melody = G.GenerateError("primer_midi", "no melody could be extracted", topic="primer_midi")
+    assert V.control_for(no_melody, "midi") == "primer_midi"
+    assert V.control_for(G.GenerateError("primer", "primer: pitch 3 is outside"), "midi") == (
+        "primer_midi"
     )
-    assert V.field_for_message("primer: pitch 3 is outside", "midi") == "primer_midi"
-    assert (
-        V.field_for_message(
-            "the primer is 80 steps but the piece is only 64 steps; ask for "
-            "more (--num_steps / --num_bars)"
-        )
-        == "length"
+    too_long = G.GenerateError(
+        "num_steps",
+        "the primer is 80 steps but the piece is only 64 steps; ask for "
+        "more ({num_steps} / {num_bars})",
     )
-    assert V.field_for_message("something unexpected") == "form"
-    msg = V.sentence(
-        "the primer is 80 steps but the piece is only 64 steps; ask for more "
-        "(--num_steps / --num_bars)"
-    )
+    assert V.control_for(too_long) == "length"
+    assert V.control_for(G.GenerateError(None, "something unexpected")) == "form"
+    msg = V.field_error(too_long).message
     assert msg == ("The primer is 80 steps but the piece is only 64 steps; ask for more (Length).")
     assert (
-        V.sentence("--temperature must be > 0, got -1\nsecond line")
+        V.field_error(
+            G.GenerateError("temperature", "{temperature} must be > 0, got -1\nsecond line")
+        ).message
         == "Temperature must be > 0, got -1."
     )
     assert (
-        V.sentence("--primer_melody: event 999 at position 1 is not a MIDI pitch")
-        == "Event 999 at position 1 is not a MIDI pitch."
+        V.field_error(parser_error(cases[3], "primer_melody")).message
+        == "Event 999 at position 1 is not -2 (no event), -1 (note off) or a MIDI pitch 0..127."
     )
 
 
@@ -374,7 +377,14 @@ def test_messages_speak_plainly() -> None:
     err = bad({"primer_type": "chord", "primer_text": "[60, 200]"}, POLY)
     assert "Pitch 200 (number 2)" in err.message
     # the engine's range error: typed notes lose the 16th-step event number, others keep it
-    engine = "--primer_melody: note C1 (MIDI 24, event 3) is outside this model's range, C3 to B5"
+    engine = G.GenerateError(
+        "primer_melody",
+        "note C1 (MIDI 24, event 3) is outside this model's range, C3 to B5",
+        topic="primer_melody",
+    )
+    assert str(engine) == (
+        "--primer_melody: note C1 (MIDI 24, event 3) is outside this model's range, C3 to B5"
+    )
     typed = V.field_error(engine, "notes")
     assert (typed.field, typed.message) == (
         "primer_text",
@@ -424,3 +434,37 @@ def test_catalogue_opens_on_a_melody_model_and_orders_families() -> None:
     info = catalog._variant_info("attention_improv")
     assert info["range"] == "C3 to B5" and "triad_chords_only" not in info["plain"]
     assert "START/END" not in catalog._variant_info("polyphony")["plain"]
+
+
+# ----------------------------------------------------------------------------- structured errors
+
+
+@pytest.mark.parametrize(
+    "field,control",
+    [
+        ("num_bars", "length"),
+        ("temperature", "temperature"),
+        ("backing_chords", "chords"),
+        ("primer_pitches", "primer_type"),
+        ("notes_per_second", "density"),
+        ("pitch_class_histogram", "histogram"),
+        ("scale", "key"),
+        ("num_outputs", "num_outputs"),
+        ("model", "model"),
+        (None, "form"),
+    ],
+)
+def test_a_reworded_message_still_highlights_its_control(field: str | None, control: str) -> None:
+    """The control comes from the error's field, never from its words: words that name other
+    controls (the registry, the primer, a length) change nothing."""
+    err = G.GenerateError(field, "the primer is too long for the registry's --num_steps")
+    assert V.field_error(err, "notes").field == control
+
+
+def test_studio_and_cli_refuse_a_long_chord_grid_with_one_rule() -> None:
+    form = {"chords": "C " * 65, "steps_per_chord": "16"}
+    studio = bad(form, IMPROV)
+    with pytest.raises(G.GenerateError) as info:
+        G.Request(backing_chords="C " * 65).validate("improv", max_steps=1024)
+    assert studio.field == "chords" and info.value.field == "backing_chords"
+    assert studio.message == V.sentence(info.value.render(V.flag_words))

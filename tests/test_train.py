@@ -4,6 +4,8 @@ outputs, exact resume after ``kill -9``, fine-tuning and one-line refusals of ba
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
 import json
 import os
 import signal
@@ -19,6 +21,7 @@ from _examples import PYTHON, TINY_HPARAMS, write_example_set
 from modeling import checkpoint as ckpt
 from modeling import train
 from modeling.data import Batch, BatchSchedule, ExampleSet, epoch_batches
+from modeling.families import load_family
 from modeling.families.base import HParams, VariantConfig
 from modeling.hparams import HParamsError, format_hparams, parse_hparams
 from modeling.model import EventRNN
@@ -147,7 +150,7 @@ def test_padding_changes_nothing(tmp_path: Path, name: str) -> None:
     )
     split = ExampleSet.load(tmp_path).train
     scorer, model = _scorer(name)
-    pad = int(getattr(train._family_module(family), "NEUTRAL_PAD", 0))
+    pad = load_family(family).NEUTRAL_PAD
     idx = np.arange(6)
     tight = split.batch(idx, pad)
     extra = 13
@@ -296,6 +299,18 @@ def test_kill9_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     assert len(rows) == 1 + 2 * 3  # train + eval rows at steps 10, 20, 30
     first, last = float(rows[1].split(",")[2]), float(rows[-2].split(",")[2])
     assert last < first  # it learns
+    # time-to-quality: the first eval from which the loss stays within 2 % of its final value
+    curve = list(csv.DictReader(rows))
+    evals = [(int(r["step"]), float(r["loss"])) for r in curve if r["split"] == "eval"]
+    seconds = {int(r["step"]): float(r["seconds"]) for r in curve if r["split"] == "train"}
+    final = evals[-1][1]
+    settled = [
+        s for s, _ in evals if all(abs(v - final) <= 0.02 * final for t, v in evals if t >= s)
+    ]
+    ttq = metrics["time_to_quality"]
+    assert ttq["final_eval_loss"] == pytest.approx(final)
+    assert ttq["step"] == settled[0]
+    assert ttq["train_s"] == pytest.approx(seconds[settled[0]])
     assert (full_dir / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     config = json.loads((full_dir / "config.json").read_text())
     assert config["variant"] == "basic_rnn" and config["hparams"]["rnn_layer_sizes"] == [48, 48]
@@ -306,6 +321,14 @@ def _train_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[in
     code = train.main([*args, "--quiet"])
     err = capsys.readouterr().err
     return code, err
+
+
+def _train_run(
+    capsys: pytest.CaptureFixture[str], variant: str, examples: Path, output: Path, *more: str
+) -> tuple[int, str]:
+    """Train ``variant`` on ``examples`` into ``output``, with ``more`` arguments."""
+    argv = ["--variant", variant, "--examples", str(examples), "--output", str(output)]
+    return _train_main([*argv, *more], capsys)
 
 
 def _assert_one_line_refusal(code: int, err: str, match: str) -> None:
@@ -388,90 +411,41 @@ def test_refuses_foreign_checkpoints_and_incompatible_init(
     ex = write_example_set(in_tmp / "ex")
     ex2 = write_example_set(in_tmp / "ex2", seed=1)
     tiny = ["--hparams", TINY_HPARAMS, "--num-steps", "2", "--eval-every", "2", "--no-mlflow"]
-    code, err = _train_main(
-        [
-            "--variant",
-            "lookback_rnn",
-            "--examples",
-            str(ex),
-            "--output",
-            str(in_tmp / "lookback"),
-            *tiny,
-        ],
-        capsys,
-    )
+
+    train = functools.partial(_train_run, capsys)
+
+    code, err = train("lookback_rnn", ex, in_tmp / "lookback", *tiny)
     assert code == 0, err
     before = sorted(p.name for p in (in_tmp / "lookback" / "checkpoints").iterdir())
 
     # an output directory holding another variant's checkpoints
-    code, err = _train_main(
-        [
-            "--variant",
-            "basic_rnn",
-            "--examples",
-            str(ex),
-            "--output",
-            str(in_tmp / "lookback"),
-            *tiny,
-        ],
-        capsys,
-    )
+    code, err = train("basic_rnn", ex, in_tmp / "lookback", *tiny)
     _assert_one_line_refusal(code, err, "holds a checkpoint of variant lookback_rnn")
     assert sorted(p.name for p in (in_tmp / "lookback" / "checkpoints").iterdir()) == before
 
     # same variant, other hparams
-    code, err = _train_main(
-        [
-            "--variant",
-            "lookback_rnn",
-            "--examples",
-            str(ex),
-            "--output",
-            str(in_tmp / "lookback"),
-            *tiny[:1],
-            "batch_size=5",
-            *tiny[2:],
-        ],
-        capsys,
-    )
+    code, err = train("lookback_rnn", ex, in_tmp / "lookback", *tiny[:1], "batch_size=5", *tiny[2:])
     _assert_one_line_refusal(code, err, "holds a run with other settings")
 
     # init from another encoding with the same event space: refused
-    code, err = _train_main(
-        [
-            "--variant",
-            "basic_rnn",
-            "--examples",
-            str(ex2),
-            "--output",
-            str(in_tmp / "b"),
-            "--init-from",
-            str(in_tmp / "lookback"),
-            *tiny,
-        ],
-        capsys,
+    code, err = train(
+        "basic_rnn", ex2, in_tmp / "b", "--init-from", str(in_tmp / "lookback"), *tiny
     )
     _assert_one_line_refusal(code, err, "a lookback_rnn checkpoint (encoding")
     assert not (in_tmp / "b").exists()
 
     # same variant, other layer sizes: shape mismatch refused
-    code, err = _train_main(
-        [
-            "--variant",
-            "lookback_rnn",
-            "--examples",
-            str(ex2),
-            "--output",
-            str(in_tmp / "c"),
-            "--init-from",
-            str(in_tmp / "lookback"),
-            "--hparams",
-            "batch_size=4,rnn_layer_sizes=[10,12]",
-            "--num-steps",
-            "2",
-            "--no-mlflow",
-        ],
-        capsys,
+    code, err = train(
+        "lookback_rnn",
+        ex2,
+        in_tmp / "c",
+        "--init-from",
+        str(in_tmp / "lookback"),
+        "--hparams",
+        "batch_size=4,rnn_layer_sizes=[10,12]",
+        "--num-steps",
+        "2",
+        "--no-mlflow",
     )
     _assert_one_line_refusal(code, err, "has shape")
     assert not (in_tmp / "c").exists()
@@ -520,38 +494,13 @@ def test_fine_tune_starts_from_given_weights(
     ex = write_example_set(in_tmp / "ex")
     edm = write_example_set(in_tmp / "edm", seed=3)
     tiny = ["--num-steps", "3", "--eval-every", "3", "--no-mlflow"]
-    code, err = _train_main(
-        [
-            "--variant",
-            "attention_rnn",
-            "--examples",
-            str(ex),
-            "--output",
-            str(in_tmp / "att"),
-            "--hparams",
-            TINY_HPARAMS + ",attn_length=4",
-            *tiny,
-        ],
-        capsys,
-    )
+    attention = ["--hparams", TINY_HPARAMS + ",attn_length=4"]
+    code, err = _train_run(capsys, "attention_rnn", ex, in_tmp / "att", *attention, *tiny)
     assert code == 0, err
     # edm_rnn shares attention_rnn's encoding: accepted; a near-zero learning rate keeps weights
-    code, err = _train_main(
-        [
-            "--variant",
-            "edm_rnn",
-            "--examples",
-            str(edm),
-            "--output",
-            str(in_tmp / "edm_run"),
-            "--init-from",
-            str(in_tmp / "att" / "checkpoints" / "best.pt"),
-            "--hparams",
-            TINY_HPARAMS + ",attn_length=4,learning_rate=1e-12",
-            *tiny,
-        ],
-        capsys,
-    )
+    init = ["--init-from", str(in_tmp / "att" / "checkpoints" / "best.pt")]
+    frozen = ["--hparams", TINY_HPARAMS + ",attn_length=4,learning_rate=1e-12"]
+    code, err = _train_run(capsys, "edm_rnn", edm, in_tmp / "edm_run", *init, *frozen, *tiny)
     assert code == 0, err
     src = ckpt.load(in_tmp / "att" / "checkpoints" / "best.pt")["model"]
     dst = ckpt.load(in_tmp / "edm_run" / "checkpoints" / "ckpt-00000003.pt")["model"]
@@ -583,24 +532,15 @@ def test_trains_every_family(
         num_classes=n,
         chords=cfg.family == "improv",
     )
-    code, err = _train_main(
-        [
-            "--variant",
-            name,
-            "--examples",
-            str(ex),
-            "--output",
-            str(in_tmp / "run"),
-            "--hparams",
-            "batch_size=4,rnn_layer_sizes=[8,8]",
-            "--num-steps",
-            "3",
-            "--eval-every",
-            "3",
-            "--no-mlflow",
-        ],
-        capsys,
-    )
+    tiny = [
+        "--hparams",
+        "batch_size=4,rnn_layer_sizes=[8,8]",
+        "--num-steps",
+        "3",
+        "--eval-every",
+        "3",
+    ]
+    code, err = _train_run(capsys, name, ex, in_tmp / "run", *tiny, "--no-mlflow")
     assert code == 0, err
     metrics = json.loads((in_tmp / "run" / "metrics.json").read_text())
     assert np.isfinite(metrics["eval"]["loss"]) and metrics["eval"]["loss_per_step"] is not None
@@ -668,3 +608,20 @@ def test_params_file_defaults_and_dvc_outputs(
     )
     _assert_one_line_refusal(code, err, "finetunes.edm_rnn: unknown key(s) colour; valid:")
     assert not (in_tmp / "edm").exists()
+
+
+@pytest.mark.parametrize(
+    "avx512_bf16, amx, expected",
+    [(False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")],
+)
+def test_auto_precision_follows_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, expected: str
+) -> None:
+    """``auto`` takes bf16 only where the CPU computes it natively; explicit values are kept."""
+    from modeling.training.metrics import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"

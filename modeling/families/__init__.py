@@ -1,8 +1,16 @@
 """The model families, looked up by name.
 
-Each family is one module (``melody``, ``improv``, ``polyphony``, ``performance``) implementing the
-``Family`` protocol of :mod:`modeling.families.base`. Modules are imported lazily so that a Beam
+Each family is one package (``melody``, ``improv``, ``polyphony``, ``performance``) implementing the
+``Family`` protocol of :mod:`modeling.families.base`. Packages are imported lazily so that a Beam
 worker extracting melodies never imports the performance code.
+
+Every family package is laid out the same way: modules by responsibility (extraction, encoding,
+decoding; each package's docstring lists its own), whose public names the package's ``__init__``
+re-exports; ``variants`` with the family's :data:`VARIANTS` table (built with
+:func:`~modeling.families.base.variant_table`); and the ``Family`` protocol's hooks in
+``training``, ``evaluation`` and ``generation``, imported on first use by the package's module
+``__getattr__`` (with a plain ``from`` import, which :mod:`pipelines.stagedeps` reads) so that a
+Beam worker never loads them.
 """
 
 from __future__ import annotations

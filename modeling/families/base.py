@@ -24,8 +24,9 @@ of length ``>= T + 1`` and returns ``T`` feature rows.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -135,6 +136,17 @@ class VariantConfig:
     description: str = ""
 
 
+def variant_table(
+    family: str, *rows: tuple[str, Encoding, HParams, str]
+) -> dict[str, VariantConfig]:
+    """A family's ``VARIANTS``: one ``(name, encoding, hparams, description)`` row per variant, so
+    each name is written once (the key is the config's name, as :mod:`modeling.variants` checks)."""
+    return {
+        name: VariantConfig(name, family, encoding, hparams, description)
+        for name, encoding, hparams, description in rows
+    }
+
+
 @dataclass(frozen=True)
 class Extracted:
     """One example produced by a family's extraction rules (before it becomes a Parquet row)."""
@@ -151,6 +163,115 @@ class Dropped:
 
     reason: str
     count: int = 1
+
+
+# --- hooks loaded on first use ---
+
+HOOK_MODULES = ("training", "evaluation", "generation")
+"""Submodules of a family package that hold its training, evaluation and generation hooks.
+
+A family package's ``__init__`` imports its extraction, encodings and variants, and sets
+a module ``__getattr__`` that calls :func:`hook_attribute`: a hook name resolves on first use, so a Beam
+worker that only extracts examples never imports the hook modules, nor
+:mod:`modeling.generation`. A hook no module lists falls back to :data:`DEFAULT_HOOKS`."""
+
+
+def _metered_span(plan: Any, seconds_per_step: float) -> tuple[float, float]:
+    """(begin, end) seconds of a plan on the 16th-note grid: a primer is part of the piece."""
+    return 0.0, float(plan.target_units) * seconds_per_step
+
+
+def _every_pitch(event_space: str) -> int:
+    """Every MIDI pitch is stored: the lowest is 0."""
+    return 0
+
+
+def _no_controls(encoding: Encoding) -> tuple[str, ...]:
+    """No control request fields: the family's encodings are conditioned on none."""
+    return ()
+
+
+DEFAULT_HOOKS: Mapping[str, Any] = {
+    "STATS_INSTRUMENT": None,  # statistics read every note
+    "CHORDS": False,  # samples are unconditioned; no chord-tone statistic applies
+    "QUALITY_CRITERIA": frozenset(),  # the quality bar's common criteria only
+    "DEFAULT_PRIMER_WORDS": "none (the model starts from silence)",
+    "generated_span": _metered_span,
+    "lowest_pitch": _every_pitch,
+    "request_controls": _no_controls,
+}
+"""The ``Family`` hooks most families share; a hook module overrides one by listing it."""
+
+
+def refuse_non_hook(package: str, name: str) -> None:
+    """``AttributeError`` for names that are never hooks (dunders probed by pickle or inspect,
+    the hook modules themselves), before anything is imported."""
+    if name in HOOK_MODULES or name.startswith("__"):
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+
+def hook_attribute(namespace: dict[str, Any], name: str, modules: Sequence[ModuleType]) -> Any:
+    """The hook ``name`` from the first of ``modules`` whose ``__all__`` lists it (else from
+    :data:`DEFAULT_HOOKS`), stored in the package's ``namespace`` so later lookups (and
+    monkeypatches) see a plain attribute. A package's ``__getattr__`` calls
+    :func:`refuse_non_hook`, imports ``modules`` with a plain ``from`` import (so
+    :mod:`pipelines.stagedeps` sees them) and calls this."""
+    for module in modules:
+        if name in getattr(module, "__all__", ()):
+            value = namespace[name] = getattr(module, name)
+            return value
+    if name in DEFAULT_HOOKS:
+        value = namespace[name] = DEFAULT_HOOKS[name]
+        return value
+    raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+
+
+# --- evaluation hooks (helpers) ---
+
+DecodeKeywords = Callable[[str, float], Mapping[str, Any]]
+"""``(event_space, qpm) -> keywords`` of a family's ``to_note_sequence``."""
+
+
+def metered_keywords(event_space: str, qpm: float) -> Mapping[str, Any]:
+    """Decoder keywords of an index range on the 16th-note grid: the event space and the tempo."""
+    return {"event_space": event_space, "qpm": qpm}
+
+
+def event_decoder(
+    to_note_sequence: Callable[..., music_pb2.NoteSequence], keywords: DecodeKeywords
+) -> Callable[..., music_pb2.NoteSequence]:
+    """A family's ``decode_events`` hook: its ``to_note_sequence`` given the keywords it takes
+    (``keywords(event_space, qpm)``), so the protocol's signature is written once. Conditioning
+    passes through; families stored without it ignore it."""
+
+    def decode_events(
+        events: np.ndarray,
+        cond: Mapping[str, np.ndarray] | None = None,
+        *,
+        event_space: str,
+        qpm: float,
+    ) -> music_pb2.NoteSequence:
+        """Stored events (+ conditioning) -> NoteSequence at ``qpm``, for statistics."""
+        return to_note_sequence(events, cond or {}, **keywords(event_space, qpm))
+
+    return decode_events
+
+
+# --- training hooks (helpers) ---
+
+
+def label_decoding_to(encoding: Encoding, stored: int, history: int) -> int:
+    """The first class of ``encoding`` that decodes to stored event ``stored`` after a history of
+    ``history`` events (-1: none); a family's ``default_event_label`` in one line.
+
+    The history is chosen so lookback "repeat" classes, which decode to the repeated event,
+    never match (note-seq's ``default_event_label`` is a plain event, not a repeat).
+    """
+    n = int(encoding.num_classes)
+    past = torch.full((n, 64), history, dtype=torch.long)
+    decoded = encoding.decode_label(torch.arange(n), past)
+    hits = torch.nonzero(decoded == stored).flatten()
+    return int(hits[0]) if len(hits) else -1
 
 
 class Family(Protocol):
@@ -177,3 +298,127 @@ class Family(Protocol):
     ) -> music_pb2.NoteSequence:
         """Decode stored events (+ conditioning) back to a NoteSequence (generation output)."""
         ...
+
+    # --- training hooks (protocol) ---
+    NEUTRAL_PAD: ClassVar[int]
+    """Stored event that pads a batch (masked out of the loss; chosen so that derived
+    conditioning, e.g. performance controls, is not disturbed by it)."""
+    STEP_UNIT: ClassVar[str]
+    """The musical unit ``loss_per_step`` is reported per (written to a run's config.json)."""
+
+    def event_units(self, events: torch.Tensor) -> torch.Tensor:
+        """Musical units (float64, same shape) each stored event covers, for ``loss_per_step``."""
+        ...
+
+    def default_event_label(self, encoding: Encoding) -> int:
+        """The class Magenta's event / no-event accuracies split on (note-seq's
+        ``default_event_label``; -1: none)."""
+        ...
+
+    # --- evaluation hooks (protocol) ---
+    STATS_INSTRUMENT: ClassVar[int | None]
+    """The instrument whose notes statistics read (None: all); improv reads its melody, never
+    chords rendered beside it."""
+    STATS_OPTIONS: ClassVar[Mapping[str, bool]]
+    """How :func:`modeling.musicstats.profile` reads the music: ``metered`` (16th-note grid and
+    bars) and ``polyphonic`` (chord-texture statistics)."""
+    EVAL_LENGTH: ClassVar[tuple[str, str]]
+    """(``evaluate`` setting, request field) of an evaluation sample's length, e.g.
+    ``("melody_steps", "num_steps")``."""
+    CHORDS: ClassVar[bool]
+    """Samples are generated over chord progressions and scored on chord tones."""
+    QUALITY_CRITERIA: ClassVar[frozenset[str]]
+    """The quality bar's family-specific criteria (:func:`modeling.quality.assess`):
+    ``longest_note``, ``control_requests``, ``texture_percentiles``."""
+    REQUEST_COLUMNS: ClassVar[Mapping[str, str]]
+    """Request fields of the family beyond the common ones, with their MLflow column types."""
+    EXAMPLE_REQUEST: ClassVar[Mapping[str, Any]]
+    """A small request the family accepts (a registered model's input example)."""
+    DEFAULT_PRIMER_WORDS: ClassVar[str]
+    """What generation starts from without a primer, in a musician's words (the gallery)."""
+
+    def decode_events(
+        self,
+        events: np.ndarray,
+        cond: Mapping[str, np.ndarray] | None = None,
+        *,
+        event_space: str,
+        qpm: float,
+    ) -> music_pb2.NoteSequence:
+        """Stored events (+ conditioning) -> NoteSequence at ``qpm``, for statistics."""
+        ...
+
+    def vocabulary_size(self, event_space: str) -> int:
+        """Stored-event classes: the perplexity of a uniform model over them."""
+        ...
+
+    def uniform_events(
+        self, event_space: str, rng: np.random.Generator, *, steps: int = 0, seconds: float = 0.0
+    ) -> np.ndarray:
+        """One sample of a uniform model over the stored vocabulary at a musical length
+        (``steps`` for metered families, ``seconds`` for performances)."""
+        ...
+
+    def generated_span(self, plan: Any, seconds_per_step: float) -> tuple[float, float]:
+        """(begin, end) seconds of the generated music of a generation plan."""
+        ...
+
+    def lowest_pitch(self, event_space: str) -> int:
+        """MIDI pitch of the lowest stored note (chord-tone ratios read pitches from it)."""
+        ...
+
+    def request_controls(self, encoding: Encoding) -> tuple[str, ...]:
+        """The control request fields ``encoding`` is conditioned on (``()``: none)."""
+        ...
+
+    # --- generation hooks (protocol) ---
+    GENERATION_UNITS: ClassVar[Any]
+    """:class:`modeling.generation.units.StepUnits`: the unit a requested length is counted in
+    (16th-note steps or a 10 ms clock), its default and cap, and the event budget per unit."""
+    REQUEST_FIELDS: ClassVar[frozenset[str]]
+    """Family-specific request fields its models take (primers, chords, controls, polyphony's
+    primer flags); :meth:`modeling.generation.request.Request.validate` refuses the others, and
+    the studio shows only their controls."""
+    GALLERY_HEADING: ClassVar[tuple[str, str]]
+    """(heading, one-line blurb) of the family's section of the gallery (``modeling.batch``)."""
+
+    def playable_range(self, event_space: str) -> tuple[int, int] | None:
+        """(lowest, highest) MIDI pitch a model of ``event_space`` can play, for the studio's
+        model card; None when every pitch is stored."""
+        ...
+
+    def feature_window(self, encoding: Encoding) -> int | None:
+        """Trailing events an encoding's last input row depends on (None: the whole history),
+        so generation computes each step's input from that window only."""
+        ...
+
+    def generation_plan(self, model: Any, req: Any) -> Any:
+        """The :class:`modeling.generation.plan.Plan` of a validated request for ``model``: primer
+        events, conditioning, class mask, stop rule and the decoder back to a NoteSequence; a
+        :class:`~modeling.generation.request.GenerateError` for what only the model can refuse."""
+        ...
+
+
+_FAMILY_CORE = frozenset(
+    {
+        "NAME",
+        "VARIANTS",
+        "EXTRACT_CONFIG",
+        "INFO_COUNTERS",
+        "event_space",
+        "extract",
+        "to_note_sequence",
+    }
+)
+HOOK_NAMES: frozenset[str] = frozenset(
+    name
+    for name in (*Family.__annotations__, *vars(Family))
+    if not name.startswith("_") and name not in _FAMILY_CORE
+)
+"""The hooks :class:`Family` declares beyond extraction: the names its hook modules define."""
+
+
+def hook_exports(namespace: Mapping[str, Any], *extra: str) -> list[str]:
+    """A hook module's ``__all__``: the :data:`HOOK_NAMES` it defines (the protocol is the one
+    list of them), plus ``extra`` helpers other families reuse."""
+    return sorted(name for name in HOOK_NAMES if name in namespace) + list(extra)

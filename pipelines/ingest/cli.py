@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from modeling.cli import ArgumentParser, command
 from pipelines.beam_io import removed_on_failure
 from pipelines.ingest.config import (
     DEFAULT_MAX_FILE_BYTES,
@@ -57,7 +58,7 @@ _MAY_BE_OFF = ("timeout_s", "max_memory_mb")  # <= 0 switches these limits off
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI; unknown options are Beam pipeline options and pass through."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m pipelines.ingest",
         description="Ingest a corpus into NoteSequence Parquet (unknown options go to Beam).",
     )
@@ -124,13 +125,7 @@ def parse_args(argv: Sequence[str]) -> tuple[IngestConfig, str, list[str], dict[
     Precedence for every knob: command line, then ``--params`` (``ingest`` section), then the
     built-in default.
     """
-    parser = build_parser()
-
-    def error(message: str) -> None:  # argparse would print usage and exit; we want one line
-        raise UsageError(message)
-
-    parser.error = error  # type: ignore[method-assign]
-    args, beam_args = parser.parse_known_args(list(argv))
+    args, beam_args = build_parser().parse_known_args(list(argv))
     ingest_params, beam_params = _load_params(args.params)
     values: dict[str, Any] = {}
     for flag, name, kind, key, default in _KNOBS:
@@ -190,14 +185,11 @@ def summary_line(metrics: dict[str, Any], seconds: float, output: str) -> str:
     )
 
 
+@command("ingest", template="{prog}: error: {message}")
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        config, input_value, beam_args, beam_params = parse_args(argv)
-        spec = resolve_input(input_value)
-    except UsageError as exc:
-        print(f"ingest: error: {exc}", file=sys.stderr)
-        return 2
+    config, input_value, beam_args, beam_params = parse_args(argv)
+    spec = resolve_input(input_value)
     start = time.perf_counter()
     try:
         with removed_on_failure(config.output):  # a failed run leaves no new output folder

@@ -12,6 +12,7 @@ from typing import Any
 
 from apache_beam.metrics import Metrics
 
+from modeling import cli as _cli
 from pipelines.readers import Limits
 
 NAMESPACE = "motif.ingest"
@@ -28,8 +29,8 @@ METRICS_FILE = "metrics.json"
 DUPLICATE_EXAMPLES = 20  # "<dropped> == <kept>" pairs listed in metrics.json
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported as one line, exit code 2."""
+# Bad command-line input, reported as one line with exit code 2: every motif CLI's one error type.
+UsageError = _cli.UsageError
 
 
 @dataclass(frozen=True)

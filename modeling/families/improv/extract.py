@@ -1,25 +1,7 @@
-"""Improv family: Magenta's Improv RNN (melody conditioned on a chord progression).
+"""Improv extraction config and rules: lead-sheet fragments (melody + chords under it), chords
+inferred or respelled where needed, all 12 transpositions on the training split.
 
-How it connects:
-
-* ``pipelines/examples.py`` calls :func:`extract` per NoteSequence: lead-sheet fragments (a
-  melody plus the chords under it) become ``EXAMPLE_SCHEMA`` rows whose ``events`` are
-  ``MelodyOneHotEncoding(48, 84)`` indices and whose ``chord_root`` / ``chord_bass`` /
-  ``chord_quality`` / ``chord_pitches`` columns hold the chord at every step (see ``chords.py``).
-  With ``augment`` (training split) each fragment comes in all 12 transpositions, like Magenta's
-  ``LeadSheetExtractor(all_transpositions=True)``; the eval split keeps only the original key.
-* ``modeling/train.py`` / ``modeling/generate.py`` use the :data:`VARIANTS` encodings, which are
-  note-seq's ``ConditionalEventSequenceEncoderDecoder(control, target)`` restated in torch: the
-  input at row t is ``control(chord[t + 1]) ++ target(melody[: t + 1])`` (so conditioning must be
-  one step longer than the events), labels and ``decode_label`` are the target's.
-
-Extraction reuses the melody family's steps (time-change split, quantise, melody extraction) and
-then mirrors Magenta's ``extract_lead_sheet_fragments``: chords under each melody through note-seq's
-``ChordProgression.from_quantized_sequence``, ``LeadSheet.transpose`` / ``LeadSheet.squash``.
-Sources without chord symbols (Bach chorales, EDM, POP909 MIDI) get chords from note-seq's
-``chord_inference.infer_chords_for_sequence`` (``infer_chords``: auto / always / never), in the
-faster, identical restatement ``chords.infer_chords``. Given chord symbols that note-seq's parser
-refuses (ABC spellings such as ``D/f+``) are respelled by ``chords.respell_chord_symbols``.
+:func:`extract` is what the examples pipeline calls per NoteSequence.
 """
 
 from __future__ import annotations
@@ -28,57 +10,25 @@ import copy
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-import numpy as np
-from note_seq import (
-    chord_inference,
-    chord_symbols_lib,
-    chords_lib,
-    lead_sheets_lib,
-    melodies_lib,
-)
+from note_seq import chord_inference, chord_symbols_lib, chords_lib, lead_sheets_lib, melodies_lib
 from note_seq.protobuf import music_pb2
 
 from modeling.families import melody as melody_family
-from modeling.families.base import (
-    Cond,
-    Dropped,
-    Encoding,
-    Extracted,
-    HParams,
-    VariantConfig,
-    lazy_import,
-)
+from modeling.families.base import Dropped, Extracted
 from modeling.families.chords import (
-    COLUMN_DTYPES,
     NO_CHORD,
     QUALITY_OTHER,
     RESPELLED_ABC,
     RESPELLED_MUSIC21,
     ChordColumnError,
     chord_columns,
-    columns_to_figures,
     infer_chords,
     respell_chord_symbols,
 )
-from modeling.families.melody import (
-    KeyMelody,
-    _as_config,
-    _check_fields,
-    extract_melodies,
-    melody_events_to_indices,
-    melody_onehot,
-    quantized_parts,
-)
-
-if TYPE_CHECKING:
-    import torch
-    import torch.nn.functional as F
-else:
-    torch = lazy_import("torch", globals())
-    F = lazy_import("torch.nn.functional", globals(), "F")
-
+from modeling.families.melody import extract_melodies, melody_events_to_indices, quantized_parts
+from modeling.families.melody.extract import _as_config, _check_fields
 
 NAME = "improv"
 
@@ -343,218 +293,3 @@ def _transposed_examples(
         events = melody_events_to_indices(list(mel), cfg.min_note, cfg.max_note)
         out.append(Extracted(events=events, transposition=amount, cond=cols))
     yield from out
-
-
-# --------------------------------------------------------------------------------------------
-# Vectorised chord-conditioned encodings
-# --------------------------------------------------------------------------------------------
-
-
-def _chord_input(cond: Cond, names: Sequence[str], t: int) -> list[torch.Tensor]:
-    """Conditioning at steps 1..t (the chord under the event each row predicts)."""
-    out = []
-    for name in names:
-        if name not in cond:
-            raise ValueError(
-                f"conditioning column {name!r} missing (lead-sheet sets store "
-                f"{', '.join(COLUMN_DTYPES)})"
-            )
-        col = cond[name]
-        if col.dim() != 2 or col.shape[1] < t + 1:
-            raise ValueError(
-                f"{name} must be (B, >= T + 1) = (B, >= {t + 1}); got {tuple(col.shape)}"
-            )
-        out.append(col[:, 1 : t + 1].long())
-    return out
-
-
-@dataclass(frozen=True)
-class TriadChords:
-    """note-seq ``OneHotEventSequenceEncoderDecoder(TriadChordOneHotEncoding())`` as a control:
-    0 = no chord, 1 + 12 * quality + root for major / minor / augmented / diminished triads."""
-
-    name: str = "triad"
-    columns: tuple[str, ...] = ("chord_root", "chord_quality")
-
-    @property
-    def input_size(self) -> int:
-        return 4 * 12 + 1
-
-    def features(self, root: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-        no_chord = (root < 0) | (quality < 0)
-        other = ~no_chord & (quality >= QUALITY_OTHER)
-        if other.any():
-            b, t = (int(x) for x in other.nonzero()[0])
-            raise ValueError(
-                f"chord at batch row {b}, step {t + 1} is not a major/minor/augmented/diminished "
-                "triad, which TriadChordOneHotEncoding cannot encode; build this set with "
-                "triad_chords_only: true (Magenta drops such lead sheets)"
-            )
-        index = torch.where(no_chord, 0, 1 + 12 * quality.clamp(min=0) + root.clamp(min=0))
-        return F.one_hot(index, self.input_size).float()
-
-
-@dataclass(frozen=True)
-class PitchChords:
-    """note-seq ``PitchChordsEncoderDecoder``: [no chord, root one-hot, pitch classes, bass]."""
-
-    name: str = "pitch_chords"
-    columns: tuple[str, ...] = ("chord_root", "chord_pitches", "chord_bass")
-
-    @property
-    def input_size(self) -> int:
-        return 3 * 12 + 1
-
-    def features(
-        self, root: torch.Tensor, pitches: torch.Tensor, bass: torch.Tensor
-    ) -> torch.Tensor:
-        chord = root >= 0
-        bits = (pitches.unsqueeze(-1) >> torch.arange(12, device=pitches.device)) & 1
-        parts = [
-            (~chord).float().unsqueeze(-1),
-            F.one_hot(root.clamp(min=0), 12).float() * chord.unsqueeze(-1),
-            bits.float() * chord.unsqueeze(-1),
-            F.one_hot(bass.clamp(min=0), 12).float() * chord.unsqueeze(-1),
-        ]
-        return torch.cat(parts, dim=-1)
-
-
-@dataclass(frozen=True)
-class ChordConditioned:
-    """note-seq ``ConditionalEventSequenceEncoderDecoder(control, target)`` over (B, T)."""
-
-    name: str
-    control: TriadChords | PitchChords
-    target: Encoding
-
-    @property
-    def event_space(self) -> str:
-        return self.target.event_space
-
-    @property
-    def input_size(self) -> int:
-        return self.control.input_size + self.target.input_size
-
-    @property
-    def num_classes(self) -> int:
-        return self.target.num_classes
-
-    def control_inputs(self, cond: Cond, t: int) -> torch.Tensor:
-        """Control features (B, t, control size) for rows 0..t-1 (chords at steps 1..t)."""
-        return self.control.features(*_chord_input(cond, self.control.columns, t))
-
-    def inputs(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
-        t = events.shape[-1]
-        return torch.cat([self.control_inputs(cond, t), self.target.inputs(events, cond)], dim=-1)
-
-    def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
-        return self.target.labels(events, cond)
-
-    def conditions(self, events: torch.Tensor, stored: Cond) -> dict[str, torch.Tensor]:
-        missing = [c for c in self.control.columns if c not in stored or stored[c] is None]
-        if missing:
-            raise ValueError(
-                f"{self.name} needs stored chord column(s) {', '.join(missing)}; "
-                "is this a lead-sheet (improv) example set?"
-            )
-        return {c: torch.as_tensor(stored[c]).long() for c in self.control.columns}
-
-    def decode_label(self, labels: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
-        return self.target.decode_label(labels, events)
-
-
-# --------------------------------------------------------------------------------------------
-# Variants (Magenta's improv_rnn_model.default_configs)
-# --------------------------------------------------------------------------------------------
-
-VARIANTS: dict[str, VariantConfig] = {
-    "basic_improv": VariantConfig(
-        name="basic_improv",
-        family=NAME,
-        encoding=ChordConditioned("triad+onehot", TriadChords(), melody_onehot(48, 84)),
-        hparams=HParams(
-            batch_size=128,
-            rnn_layer_sizes=(64, 64),
-            dropout_keep_prob=0.5,
-            clip_norm=5.0,
-            learning_rate=1e-3,
-        ),
-        description="Melody-given-chords RNN with one-hot triad encoding for chords "
-        "(needs a set extracted with triad_chords_only).",
-    ),
-    "attention_improv": VariantConfig(
-        name="attention_improv",
-        family=NAME,
-        encoding=ChordConditioned("triad+key_melody", TriadChords(), KeyMelody()),
-        hparams=HParams(
-            batch_size=128,
-            rnn_layer_sizes=(128, 128, 128),
-            dropout_keep_prob=0.5,
-            attn_length=40,
-            clip_norm=3.0,
-            learning_rate=1e-3,
-        ),
-        description="Melody-given-chords RNN with triad chords, key-melody features and "
-        "attention (needs a set extracted with triad_chords_only).",
-    ),
-    "chord_pitches_improv": VariantConfig(
-        name="chord_pitches_improv",
-        family=NAME,
-        encoding=ChordConditioned("pitch_chords+onehot", PitchChords(), melody_onehot(48, 84)),
-        hparams=HParams(
-            batch_size=128,
-            rnn_layer_sizes=(256, 256, 256),
-            dropout_keep_prob=0.5,
-            clip_norm=3.0,
-            learning_rate=1e-3,
-        ),
-        description="Melody-given-chords RNN with chord root, pitch classes and bass.",
-    ),
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Decoding
-# --------------------------------------------------------------------------------------------
-
-
-def to_note_sequence(
-    events: Sequence[int] | np.ndarray,
-    cond: Mapping[str, np.ndarray],
-    *,
-    qpm: float = 120.0,
-    event_space: str = "melody:48-84",
-    velocity: int = 100,
-    program: int = 0,
-    render_chords: bool = False,
-    chord_program: int = 0,
-    chord_velocity: int = 80,
-    **kw: Any,
-) -> music_pb2.NoteSequence:
-    """Melody notes plus CHORD_SYMBOL annotations (note-seq ``LeadSheet.to_sequence``).
-
-    ``cond`` holds the chord columns, at least as long as ``events`` (extra steps are ignored).
-    With ``render_chords`` the chords are also played as instrument 1 by note-seq's
-    ``BasicChordRenderer`` (held chord tones plus bass).
-    """
-    if kw:
-        raise TypeError(f"unexpected keyword(s) {', '.join(sorted(kw))}")
-    n = len(events)
-    cols = {c: np.asarray(cond[c])[:n] for c in COLUMN_DTYPES if c in cond}
-    if any(len(v) < n for v in cols.values()):
-        raise ValueError(f"chord columns are shorter than the {n} melody events")
-    figures = columns_to_figures(cols)
-    melody = melody_family.indices_to_melody(events, event_space)
-    chords = chords_lib.ChordProgression(
-        figures, steps_per_quarter=melody.steps_per_quarter, steps_per_bar=melody.steps_per_bar
-    )
-    sheet = lead_sheets_lib.LeadSheet(melody, chords)
-    ns = sheet.to_sequence(velocity=velocity, qpm=qpm)
-    for note in ns.notes:
-        note.program = program
-    ns.total_time = max(ns.total_time, n * 60.0 / qpm / melody.steps_per_quarter)
-    if render_chords:
-        chords_lib.BasicChordRenderer(
-            velocity=chord_velocity, instrument=1, program=chord_program
-        ).render(ns)
-    return ns

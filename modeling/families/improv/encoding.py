@@ -1,0 +1,132 @@
+"""Chord-conditioned encodings in torch (note-seq's ``ConditionalEventSequenceEncoderDecoder``):
+chord features (:class:`TriadChords`, :class:`PitchChords`) before a melody encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from modeling.families.base import Cond, Encoding, lazy_import
+from modeling.families.chords import COLUMN_DTYPES, QUALITY_OTHER
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = lazy_import("torch", globals())
+    F = lazy_import("torch.nn.functional", globals(), "F")
+
+
+def _chord_input(cond: Cond, names: Sequence[str], t: int) -> list[torch.Tensor]:
+    """Conditioning at steps 1..t (the chord under the event each row predicts)."""
+    out = []
+    for name in names:
+        if name not in cond:
+            raise ValueError(
+                f"conditioning column {name!r} missing (lead-sheet sets store "
+                f"{', '.join(COLUMN_DTYPES)})"
+            )
+        col = cond[name]
+        if col.dim() != 2 or col.shape[1] < t + 1:
+            raise ValueError(
+                f"{name} must be (B, >= T + 1) = (B, >= {t + 1}); got {tuple(col.shape)}"
+            )
+        out.append(col[:, 1 : t + 1].long())
+    return out
+
+
+@dataclass(frozen=True)
+class TriadChords:
+    """note-seq ``OneHotEventSequenceEncoderDecoder(TriadChordOneHotEncoding())`` as a control:
+    0 = no chord, 1 + 12 * quality + root for major / minor / augmented / diminished triads."""
+
+    name: str = "triad"
+    columns: tuple[str, ...] = ("chord_root", "chord_quality")
+
+    @property
+    def input_size(self) -> int:
+        return 4 * 12 + 1
+
+    def features(self, root: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        no_chord = (root < 0) | (quality < 0)
+        other = ~no_chord & (quality >= QUALITY_OTHER)
+        if other.any():
+            b, t = (int(x) for x in other.nonzero()[0])
+            raise ValueError(
+                f"chord at batch row {b}, step {t + 1} is not a major/minor/augmented/diminished "
+                "triad, which TriadChordOneHotEncoding cannot encode; build this set with "
+                "triad_chords_only: true (Magenta drops such lead sheets)"
+            )
+        index = torch.where(no_chord, 0, 1 + 12 * quality.clamp(min=0) + root.clamp(min=0))
+        return F.one_hot(index, self.input_size).float()
+
+
+@dataclass(frozen=True)
+class PitchChords:
+    """note-seq ``PitchChordsEncoderDecoder``: [no chord, root one-hot, pitch classes, bass]."""
+
+    name: str = "pitch_chords"
+    columns: tuple[str, ...] = ("chord_root", "chord_pitches", "chord_bass")
+
+    @property
+    def input_size(self) -> int:
+        return 3 * 12 + 1
+
+    def features(
+        self, root: torch.Tensor, pitches: torch.Tensor, bass: torch.Tensor
+    ) -> torch.Tensor:
+        chord = root >= 0
+        bits = (pitches.unsqueeze(-1) >> torch.arange(12, device=pitches.device)) & 1
+        parts = [
+            (~chord).float().unsqueeze(-1),
+            F.one_hot(root.clamp(min=0), 12).float() * chord.unsqueeze(-1),
+            bits.float() * chord.unsqueeze(-1),
+            F.one_hot(bass.clamp(min=0), 12).float() * chord.unsqueeze(-1),
+        ]
+        return torch.cat(parts, dim=-1)
+
+
+@dataclass(frozen=True)
+class ChordConditioned:
+    """note-seq ``ConditionalEventSequenceEncoderDecoder(control, target)`` over (B, T)."""
+
+    name: str
+    control: TriadChords | PitchChords
+    target: Encoding
+
+    @property
+    def event_space(self) -> str:
+        return self.target.event_space
+
+    @property
+    def input_size(self) -> int:
+        return self.control.input_size + self.target.input_size
+
+    @property
+    def num_classes(self) -> int:
+        return self.target.num_classes
+
+    def control_inputs(self, cond: Cond, t: int) -> torch.Tensor:
+        """Control features (B, t, control size) for rows 0..t-1 (chords at steps 1..t)."""
+        return self.control.features(*_chord_input(cond, self.control.columns, t))
+
+    def inputs(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+        t = events.shape[-1]
+        return torch.cat([self.control_inputs(cond, t), self.target.inputs(events, cond)], dim=-1)
+
+    def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+        return self.target.labels(events, cond)
+
+    def conditions(self, events: torch.Tensor, stored: Cond) -> dict[str, torch.Tensor]:
+        missing = [c for c in self.control.columns if c not in stored or stored[c] is None]
+        if missing:
+            raise ValueError(
+                f"{self.name} needs stored chord column(s) {', '.join(missing)}; "
+                "is this a lead-sheet (improv) example set?"
+            )
+        return {c: torch.as_tensor(stored[c]).long() for c in self.control.columns}
+
+    def decode_label(self, labels: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
+        return self.target.decode_label(labels, events)

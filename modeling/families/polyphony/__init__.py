@@ -1,0 +1,71 @@
+"""Polyphony RNN family: Magenta's polyphonic event language, re-written on note-seq.
+
+How it connects: ``pipelines/examples.py`` calls :func:`extract` on every NoteSequence of the
+split (Beam DoFn) and stores the resulting event indices (``EXAMPLE_SCHEMA.events``);
+training turns them into tensors with the variant's encoding (plain :class:`OneHot`
+over 259 classes); generation uses the primer helpers
+(:func:`primer_from_pitches`, :func:`prepare_primer`, :class:`PolyphonyPrimer`), the class masks
+(:func:`scale_mask`) and :func:`to_note_sequence` to turn sampled classes back into music.
+
+The rules follow Magenta's ``polyphony_lib`` / ``polyphony_rnn_pipeline`` (not part of note-seq,
+so written here from their specification): split on tempo / time-signature changes, quantise at
+4 steps per quarter, transpose -4..+4 (training split only here; Magenta also augmented eval),
+then one sequence per piece::
+
+    START, then for every step: CONTINUED_NOTE(p) for notes sounding since an earlier step and
+    NEW_NOTE(p) for notes starting now, sorted by pitch descending (CONTINUED before NEW on equal
+    pitch), then STEP_END; finally END.
+
+A piece with more than one MIDI program is discarded, as are pieces shorter than ``min_steps`` or
+longer than ``max_steps`` steps (Magenta discards long pieces rather than truncating them).
+Stored indices are Magenta's ``PolyphonyOneHotEncoding``: 0 START, 1 END, 2 STEP_END,
+3 + p NEW_NOTE(p), 131 + p CONTINUED_NOTE(p).
+
+Layout (one responsibility per module; this package re-exports their names; :mod:`.variants`
+and the hook modules are laid out as in every family, see :mod:`modeling.families`):
+
+* :mod:`.extract`: the event language, :class:`PolyphonyExtractConfig` and :func:`extract`;
+* :mod:`.decoding`: events -> NoteSequence; :mod:`.primers`: primers and scale masks;
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modeling.families.base import hook_attribute, refuse_non_hook
+from modeling.families.polyphony.decoding import to_note_sequence
+from modeling.families.polyphony.extract import (
+    CONTINUED_NOTE,
+    END,
+    EVENT_SPACE,
+    EXTRACT_CONFIG,
+    INFO_COUNTERS,
+    NAME,
+    NEW_NOTE,
+    NUM_CLASSES,
+    START,
+    STEP_END,
+    PolyphonyExtractConfig,
+    event_space,
+    events_from_notes,
+    extract,
+)
+from modeling.families.polyphony.primers import (
+    PolyphonyPrimer,
+    class_pitches,
+    events_from_primer_pitches,
+    prepare_primer,
+    primer_events,
+    primer_from_melody,
+    primer_from_pitches,
+    scale_mask,
+)
+from modeling.families.polyphony.variants import POLYPHONY_ONE_HOT, VARIANTS
+
+
+def __getattr__(name: str) -> Any:
+    """The training, evaluation and generation hooks, imported on first use."""
+    refuse_non_hook(__name__, name)
+    from modeling.families.polyphony import evaluation, generation, training
+
+    return hook_attribute(globals(), name, (training, evaluation, generation))
