@@ -27,16 +27,23 @@ def _result(td: dict, unit: str = "second") -> SimpleNamespace:
 
 def test_a_quantised_score_is_called_one_and_a_performance_is_not() -> None:
     rng = np.random.default_rng(0)
-    grid = np.cumsum(rng.choice([0.125, 0.25, 0.5], size=200))  # 16ths, 8ths and quarters
-    score = timing_and_dynamics([_notes(grid, np.full(200, 80))])
-    assert score["on_grid"] == 1.0 and score["velocities"] == 1
-    assert abs(score["grid_seconds"] - 0.125) < 1e-9
-    played = np.cumsum(rng.uniform(0.08, 0.6, size=200))  # free timing, varied loudness
-    performance = timing_and_dynamics([_notes(played, rng.integers(30, 110, size=200))])
-    assert performance["on_grid"] < 0.5 and performance["velocities"] > 30
+    # ten 10 s windows each: a score on a 150 ms grid (16ths, 8ths, quarters at 100 qpm, stored
+    # at 10 ms) against free timing with varied loudness, both on the 10 ms time grid
+    score = [
+        _notes(np.round(np.cumsum(rng.choice([0.15, 0.3, 0.6], size=40)), 2), np.full(40, 80))
+        for _ in range(10)
+    ]
+    played = [
+        _notes(np.round(np.cumsum(rng.uniform(0.08, 0.6, size=40)), 2), rng.integers(30, 110, 40))
+        for _ in range(10)
+    ]
+    s, p = timing_and_dynamics(score), timing_and_dynamics(played)
+    assert s["pieces"] == p["pieces"] == 10
+    assert s["top3_gap_share"] == 1.0 and s["velocities"] == 1
+    assert p["top3_gap_share"] < 0.5 and p["velocities"] > 30
 
-    note = data_limits([_result(score)])
+    note = data_limits([_result(s)])
     assert note[0] == "## What the data limits" and "quantised scores" in note[2]
     assert "or dynamics" in note[2]
-    assert data_limits([_result(performance)]) == []
-    assert data_limits([_result(score, unit="16th-note step")]) == []  # a grid by construction
+    assert data_limits([_result(p)]) == []
+    assert data_limits([_result(s, unit="16th-note step")]) == []  # a grid by construction
