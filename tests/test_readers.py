@@ -418,3 +418,28 @@ def test_music21_reader_keeps_abc_chord_spellings() -> None:
     (ns,) = readers.read_abc_tune_music21(header, tune)
     figures = [t.text for t in ns.text_annotations]
     assert figures == ["D/F#", "G/B", "A7/E", "Bbm", "D"]
+
+
+def test_a_threaded_process_spawns_its_parse_worker() -> None:
+    """Forking beside other threads (a Beam worker's gRPC and bundle threads) is unsafe, so the
+    default is spawn there and fork only in a single-threaded process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipelines.parse_worker import default_start_method
+
+    repo = Path(__file__).resolve().parents[1]
+    script = "from pipelines.parse_worker import default_start_method as d; print(d())"
+    alone = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=repo
+    )
+    assert alone.stdout.strip() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert default_start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
