@@ -126,9 +126,8 @@ def default_start_method() -> str:
     """``fork`` where it is cheap and safe for our child, else ``spawn``.
 
     Safe means single-threaded: a Beam worker forking while its gRPC and bundle threads hold
-    locks printed "skipping fork() handlers", aborted children ("Fatal Python error: Aborted")
-    and, once in five ASAP ingests, lost one tune row between the counters and the Parquet
-    file. A spawned child costs an interpreter start per worker instead.
+    locks printed gRPC's "skipping fork() handlers" and aborted children ("Fatal Python error:
+    Aborted" in the test runs). A spawned child costs an interpreter start per worker instead.
     """
     if (
         sys.platform.startswith("linux")
