@@ -34,7 +34,7 @@ def chord_pieces(data_root: Path, files: int) -> tuple[list[Path], list[Any]]:
     from note_seq import midi_io
 
     from modeling.families.base import Dropped
-    from modeling.families.melody import quantized_parts
+    from modeling.families.melody.extract import quantized_parts
 
     def sample(paths: list[Path], n: int) -> list[Path]:
         return paths[:: max(1, len(paths) // n)][:n] if n else []
@@ -157,6 +157,7 @@ def perf_case(data_root: Path, files: int, repeat: int) -> dict[str, Any]:
     """Fast vs note-seq performance extraction on the same sequences, interleaved, best of N."""
     from modeling.families import performance as Q
     from modeling.families.base import Dropped
+    from modeling.families.performance.config import PerformanceExtractConfig
 
     def run(seqs: list[Any], cfg: Any, fast: bool) -> tuple[float, list[Any]]:
         start = time.perf_counter()
@@ -180,7 +181,7 @@ def perf_case(data_root: Path, files: int, repeat: int) -> dict[str, Any]:
         hours = sum(ns.total_time for ns in seqs) / 3600
         c: dict[str, Any] = {"sequences": len(seqs), "hours": round(hours, 2)}
         for bins in (0, 32):
-            cfg = Q.PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=names)
+            cfg = PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=names)
             base_s, ours_s = [], []
             for _ in range(repeat):
                 seconds, theirs = run(seqs, cfg, fast=False)

@@ -98,12 +98,13 @@ def performance_model(out: Path) -> str:
 
         from modeling.families import performance as pf
         from modeling.families.base import Extracted
+        from modeling.families.performance.config import PerformanceExtractConfig
 
         root = Path(default_data_root()) / "pop909" / "POP909"
         files = sorted(root.glob("*/*.mid"))[:8]
         if not files:
             raise SystemExit(f"bench: no POP909 files under {root}")
-        cfg = pf.PerformanceExtractConfig(num_velocity_bins=32, instrument_names=("PIANO",))
+        cfg = PerformanceExtractConfig(num_velocity_bins=32, instrument_names=("PIANO",))
         seqs: list[np.ndarray] = []
         for f in files:
             ns = note_seq.midi_file_to_note_sequence(str(f))

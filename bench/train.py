@@ -51,13 +51,14 @@ def build_openewld_set(out: Path, seed: int = 1234, eval_ratio: float = 0.1) -> 
 
     from modeling.families import melody
     from modeling.families.base import Dropped
+    from modeling.families.melody.extract import MelodyExtractConfig
     from pipelines.readers import parse_file
 
     root = Path(default_data_root()) / "openewld" / "dataset"
     files = sorted(root.rglob("*.mxl"))
     if not files:
         raise SystemExit(f"bench: no OpenEWLD .mxl files under {root}")
-    cfg = melody.MelodyExtractConfig()
+    cfg = MelodyExtractConfig()
     rows: dict[str, list[dict]] = {"train": [], "eval": []}
     counts = {"files": len(files), "unreadable": 0, "fallback_reads": 0, "dropped": 0}
     t0 = time.perf_counter()

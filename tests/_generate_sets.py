@@ -69,7 +69,7 @@ def write_events_set(
 
 def polyphony_sequences(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     """Chorale-like C-major chords of 2-4 steps, 1-3 notes each, 24-40 steps per piece."""
-    from modeling.families.polyphony import events_from_notes
+    from modeling.families.polyphony.extract import events_from_notes
 
     out = []
     for _ in range(n):
@@ -91,8 +91,9 @@ def polyphony_sequences(rng: np.random.Generator, n: int) -> list[np.ndarray]:
 def performance_sequences(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     """Performances of C-major notes every 0.2-0.4 s with varied velocity (note-seq encoded)."""
     from modeling.families import performance as pf
+    from modeling.families.performance.config import PerformanceExtractConfig
 
-    cfg = pf.PerformanceExtractConfig(num_velocity_bins=32, min_events=8, split_hop_seconds=0.0)
+    cfg = PerformanceExtractConfig(num_velocity_bins=32, min_events=8, split_hop_seconds=0.0)
     out = []
     while len(out) < n:
         ns = music_pb2.NoteSequence()

@@ -27,6 +27,8 @@ from note_seq.protobuf import music_pb2
 from modeling.families import improv, melody
 from modeling.families.base import Dropped, Extracted
 from modeling.families.chords import QUALITY_OTHER, columns_to_figures
+from modeling.families.improv.extract import TRANSPOSITIONS
+from modeling.families.melody.extract import MONO_EXTRACT, indices_to_melody_events
 from pipelines.readers import parse_file
 
 torch.set_num_threads(1)  # small tensors; threads only contend with the other worker
@@ -153,13 +155,13 @@ def check_file(f: CorpusFile) -> FileReport:
     for ns in sequences:
         t0 = time.process_time()
         mel = _collect(report, f.corpus, "melody", melody.extract(ns))
-        mono = _collect(report, f.corpus, "mono", melody.extract(ns, melody.MONO_EXTRACT))
+        mono = _collect(report, f.corpus, "mono", melody.extract(ns, MONO_EXTRACT))
         sheets = _collect(report, f.corpus, "improv", improv.extract(ns, augment=True))
         report.seconds[(f.corpus, "extract")] += time.process_time() - t0
 
         t0 = time.process_time()
         for ex in mel:
-            events = melody.indices_to_melody_events(ex.events)
+            events = indices_to_melody_events(ex.events)
             for variant in ("basic_rnn", "lookback_rnn", attention):
                 check_melody_parity(
                     variant, events, report.count(variant, f.corpus), decode_every=DECODE_EVERY
@@ -167,7 +169,7 @@ def check_file(f: CorpusFile) -> FileReport:
         for ex in mono:
             check_melody_parity(
                 "mono_rnn",
-                melody.indices_to_melody_events(ex.events, 0),
+                indices_to_melody_events(ex.events, 0),
                 report.count("mono_rnn", f.corpus),
                 decode_every=DECODE_EVERY,
             )
@@ -177,10 +179,10 @@ def check_file(f: CorpusFile) -> FileReport:
         assert len(sheets) % 12 == 0, len(sheets)
         for i in range(0, len(sheets), 12):
             group = sheets[i : i + 12]
-            assert [e.transposition for e in group] == list(improv.TRANSPOSITIONS)
+            assert [e.transposition for e in group] == list(TRANSPOSITIONS)
             original = group[6]
             report.examples[(f.corpus, "improv_original")] += 1
-            events = melody.indices_to_melody_events(original.events)
+            events = indices_to_melody_events(original.events)
             figures = columns_to_figures(original.cond)
             check_improv_parity(
                 "chord_pitches_improv",

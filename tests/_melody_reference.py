@@ -21,6 +21,11 @@ from note_seq.protobuf import music_pb2
 from modeling.families import improv, melody
 from modeling.families.base import Cond, Encoding
 from modeling.families.chords import chord_columns
+from modeling.families.melody.extract import (
+    indices_to_melody_events,
+    melody_events_to_indices,
+    parse_event_space,
+)
 
 MelodyOneHotEncoding = melody_encoder_decoder.MelodyOneHotEncoding
 
@@ -92,9 +97,9 @@ def check_melody_parity(
     """Assert our encoding of one melody (Magenta event values) equals note-seq's, everywhere."""
     enc = melody.VARIANTS[variant].encoding
     ref = reference_melody_encoder(variant)
-    lo, hi = melody.parse_event_space(enc.event_space)
+    lo, hi = parse_event_space(enc.event_space)
     events = list(events)
-    e = torch.as_tensor(melody.melody_events_to_indices(events, lo, hi)).long().unsqueeze(0)
+    e = torch.as_tensor(melody_events_to_indices(events, lo, hi)).long().unsqueeze(0)
     _compare(
         enc,
         ref.encode(events),
@@ -126,7 +131,7 @@ def check_improv_parity(
     enc = improv.VARIANTS[variant].encoding
     ref = reference_improv_encoder(variant)
     events, figures = list(events), list(figures)
-    e = torch.as_tensor(melody.melody_events_to_indices(events)).long().unsqueeze(0)
+    e = torch.as_tensor(melody_events_to_indices(events)).long().unsqueeze(0)
     cols = chord_columns(figures)
     stored = {k: torch.as_tensor(v).long().unsqueeze(0) for k, v in cols.items()}
     cond = enc.conditions(e, stored)
@@ -193,7 +198,7 @@ def _check_decoding(
         classes = torch.arange(enc.num_classes)
         ours = enc.decode_label(classes, e[:, :t].expand(enc.num_classes, t))
         theirs = [ref_decode(int(c), t) for c in classes]
-        ours_events = melody.indices_to_melody_events(ours.numpy(), min_note)
+        ours_events = indices_to_melody_events(ours.numpy(), min_note)
         assert ours_events == theirs, f"class decoding after {t} steps differs"
 
 

@@ -9,7 +9,7 @@ differ only in which variants they train and how.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,19 @@ from _generate_sets import performance_sequences, polyphony_sequences, write_eve
 
 TINY_NET = "batch_size=8,rnn_layer_sizes=[16]"
 """The hparams every tiny end-to-end model trains with (a variant may append more)."""
+
+TINY_RUNS: dict[str, tuple[str, int, str]] = {
+    "basic_rnn": ("mel", 4, ""),
+    "attention_rnn": ("mel", 3, ""),
+    "lookback_rnn": ("mel", 3, ""),
+    "attention_improv": ("imp", 3, ""),
+    "chord_pitches_improv": ("imp", 4, ""),
+    "polyphony": ("poly", 6, ",learning_rate=0.05"),
+    "multiconditioned_performance_with_dynamics": ("perf", 6, ",learning_rate=0.05"),
+    "performance_with_dynamics": ("perf", 4, ",learning_rate=0.05"),
+}
+"""variant -> (its tiny set from :func:`write_family_sets`, steps, hparams appended to
+:data:`TINY_NET`): how every end-to-end test trains that variant, so their models agree."""
 
 
 def write_family_sets(root: Path, rng: np.random.Generator) -> None:
@@ -66,6 +79,31 @@ def train_argv(
         str(eval_every or steps),
         "--quiet",
     ]
+
+
+def train_tiny(
+    variants: Iterable[str],
+    sets: Path,
+    runs: Path,
+    *,
+    eval_every: int = 0,
+    register: Container[str] | None = None,
+) -> dict[str, Path]:
+    """Train each of ``variants`` as :data:`TINY_RUNS` says, from the sets under ``sets`` into
+    ``runs/<variant>``; returns the run folders. Only the variants in ``register`` (default: all)
+    reach the MLflow registry, so call it inside :func:`tracking_store`."""
+    from modeling import train
+
+    out = {}
+    for variant in variants:
+        set_name, steps, hp = TINY_RUNS[variant]
+        run = runs / variant
+        argv = train_argv(variant, sets / set_name, run, steps, hparams=hp, eval_every=eval_every)
+        if register is not None and variant not in register:
+            argv.append("--no-mlflow")
+        assert train.main(argv) == 0, variant
+        out[variant] = run
+    return out
 
 
 @contextmanager

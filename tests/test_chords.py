@@ -20,7 +20,7 @@ from note_seq.protobuf import music_pb2
 
 from modeling.families import chords, improv
 from modeling.families.base import Dropped
-from modeling.families.melody import quantized_parts
+from modeling.families.melody.extract import quantized_parts
 from pipelines import readers
 
 CHORD_SYMBOL = music_pb2.NoteSequence.TextAnnotation.CHORD_SYMBOL

@@ -35,6 +35,10 @@ from note_seq.musicxml_reader import MusicXMLConversionError
 from modeling.families import performance as Q
 from modeling.families import polyphony as P
 from modeling.families.base import Dropped, Extracted
+from modeling.families.performance.config import NEUTRAL_PAD, PerformanceExtractConfig, num_classes
+from modeling.families.performance.encoding import ControlledPerformance
+from modeling.families.performance.fast import _Notes
+from modeling.families.polyphony.extract import PolyphonyExtractConfig
 
 pytestmark = pytest.mark.corpus
 
@@ -80,7 +84,7 @@ def test_bach_chorales_polyphony_matches_the_spec_reference() -> None:
     t_read = time.perf_counter() - t0
     assert len(chorales) >= 350 and fallbacks <= len(chorales) // 20
 
-    cfg = P.PolyphonyExtractConfig()
+    cfg = PolyphonyExtractConfig()
     examples, augmented, compared_events = 0, 0, 0
     drops: Counter[str] = Counter()
     t_ours = t_ref = 0.0
@@ -106,7 +110,7 @@ def test_bach_chorales_polyphony_matches_the_spec_reference() -> None:
                 continue
             examples += 1
             rebuilt = P.to_note_sequence(np.array(events), {})
-            again = list(P.extract(rebuilt, P.PolyphonyExtractConfig(min_steps=0), augment=False))
+            again = list(P.extract(rebuilt, PolyphonyExtractConfig(min_steps=0), augment=False))
             assert [x.events.tolist() for x in again] == [events], f"round trip {i}"
             assert amount == 0
     print(
@@ -143,9 +147,9 @@ def test_performance_extraction_and_encoding_match_note_seq(
     corpus, pattern, instruments = source
     files = sample_files(shared_data / corpus, pattern)
     enc = Q.VARIANTS[variant].encoding
-    bins = enc.num_classes - Q.num_classes(0)
-    conditioned = isinstance(enc, Q.ControlledPerformance)
-    cfg = Q.PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=instruments)
+    bins = enc.num_classes - num_classes(0)
+    conditioned = isinstance(enc, ControlledPerformance)
+    cfg = PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=instruments)
     kept: list[np.ndarray] = []
     drops: Counter[str] = Counter()
     unreadable = 0
@@ -177,7 +181,7 @@ def test_performance_extraction_and_encoding_match_note_seq(
     # every kept example, in one padded batch, through our encoding (the training path)
     t = time.perf_counter()
     longest = max(len(e) for e in kept)
-    batch = torch.full((len(kept), longest), Q.NEUTRAL_PAD, dtype=torch.long)
+    batch = torch.full((len(kept), longest), NEUTRAL_PAD, dtype=torch.long)
     mask = torch.zeros_like(batch, dtype=torch.bool)
     for i, e in enumerate(kept):
         batch[i, : len(e)] = torch.from_numpy(e.astype(np.int64))
@@ -218,7 +222,7 @@ def test_augmentation_only_on_request(shared_data: Path) -> None:
     """Training-split augmentation yields the 5 x 7 grid per chunk; eval yields the original."""
     path = sample_files(shared_data / POP909[0], POP909[1])[0]
     ns = note_seq.midi_file_to_note_sequence(str(path))
-    cfg = Q.PerformanceExtractConfig(instrument_names=("PIANO",))
+    cfg = PerformanceExtractConfig(instrument_names=("PIANO",))
     plain = [x for x in Q.extract(ns, cfg, augment=False) if isinstance(x, Extracted)]
     aug = [x for x in Q.extract(ns, cfg, augment=True) if isinstance(x, Extracted)]
     grid = Counter((x.stretch, x.transposition) for x in aug)
@@ -242,7 +246,7 @@ def test_fast_extraction_equals_the_note_seq_path_with_augmentation(
     """Every stretch x chunk x transposition, as stored int16 bytes, and every counter."""
     corpus, pattern, instruments = source
     files = sample_files(shared_data / corpus, pattern)[:FAST_SAMPLE]
-    cfg = Q.PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=instruments)
+    cfg = PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=instruments)
     compared = arrays = 0
     t_fast = t_slow = 0.0
     for path in files:
@@ -250,7 +254,7 @@ def test_fast_extraction_equals_the_note_seq_path_with_augmentation(
             ns = note_seq.midi_file_to_note_sequence(str(path))
         except note_seq.MIDIConversionError:
             continue
-        arrays += isinstance(Q._Notes.of(ns, cfg), Q._Notes)
+        arrays += isinstance(_Notes.of(ns, cfg), _Notes)
         t = time.perf_counter()
         fast = list(Q.extract(ns, cfg, augment=True))
         t_fast += time.perf_counter() - t

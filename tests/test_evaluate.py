@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -31,19 +30,13 @@ from modeling.evaluation import settings as ES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _examples import write_example_set
-from _models import tracking_store, train_argv, write_family_sets
+from _models import TINY_RUNS, tracking_store, train_tiny, write_family_sets
+from _python import REPO, run_python
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
-
-# variant -> (example set, steps, extra hparams)
-TRAIN = {
-    "basic_rnn": ("mel", 4, ""),
-    "chord_pitches_improv": ("imp", 4, ""),
-    "polyphony": ("poly", 6, ",learning_rate=0.05"),
-    "multiconditioned_performance_with_dynamics": ("perf", 6, ",learning_rate=0.05"),
-    "performance_with_dynamics": ("perf", 4, ",learning_rate=0.05"),
-}
+TRAIN = {v: TINY_RUNS[v] for v in (
+    "basic_rnn", "chord_pitches_improv", "polyphony",
+    "multiconditioned_performance_with_dynamics", "performance_with_dynamics",
+)}  # fmt: skip
 PARAMS = """
 seed: 5
 variants:
@@ -75,7 +68,6 @@ def write_eval_only_set(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     """Tiny example sets, tiny registered models and a params file (``"uri"``: MLflow store)."""
-    from modeling import train
 
     root = tmp_path_factory.mktemp("evaluate")
     ex = root / "examples"
@@ -84,11 +76,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     write_eval_only_set(ex / "mel_eval")
     uri = f"sqlite:///{root}/mlruns/mlflow.db"
     with tracking_store(uri):
-        for variant, (set_name, steps, hp) in TRAIN.items():
-            argv = train_argv(
-                variant, ex / set_name, root / "models" / variant, steps, hparams=hp, eval_every=2
-            )
-            assert train.main(argv) == 0, variant
+        train_tiny(TRAIN, ex, root / "models", eval_every=2)
     variants = "\n".join(f"  {v}: {{example_set: {s}}}" for v, (s, _, _) in TRAIN.items())
     params = root / "params.yaml"
     params.write_text(PARAMS.format(variants=variants, root=ex))
@@ -418,18 +406,18 @@ def test_uniform_model_pitch_classes(family: str, space: str) -> None:
 
 
 def test_uniform_model_lengths() -> None:
-    from modeling.families import performance as pf
-    from modeling.families import polyphony as pfam
+    from modeling.families.performance.controls import shift_steps
+    from modeling.families.polyphony.extract import END, START, STEP_END
 
     rng = np.random.default_rng(1)
     mel = EG.uniform_events("melody", "melody:48-84", rng, steps=37)
     assert len(mel) == 37 and mel.min() >= 0 and mel.max() < 38
     poly = EG.uniform_events("polyphony", "polyphony:0-127", rng, steps=5)
-    assert poly[0] == pfam.START and poly[-1] == pfam.END
-    assert int((poly == pfam.STEP_END).sum()) == 5 and poly[-2] == pfam.STEP_END
-    assert not np.isin(poly[1:-1], [pfam.START, pfam.END]).any()
+    assert poly[0] == START and poly[-1] == END
+    assert int((poly == STEP_END).sum()) == 5 and poly[-2] == STEP_END
+    assert not np.isin(poly[1:-1], [START, END]).any()
     perf = EG.uniform_events("performance", "performance:v32", rng, seconds=2.5)
-    clock = int(pf.shift_steps(torch.as_tensor(perf)[None]).sum())
+    clock = int(shift_steps(torch.as_tensor(perf)[None]).sum())
     assert clock == 250 and perf.max() < 388
     ns = ED.decode("performance", "performance:v32", perf)
     assert ns.total_time <= 2.5 + 1e-9
@@ -562,9 +550,8 @@ def test_failure_keeps_the_previous_report(
 
 def test_module_entry_point(in_store: dict, tmp_path: Path) -> None:
     """``python -m modeling.evaluate`` in a fresh process: one line and exit 2 on a bad name."""
-    proc = subprocess.run(
+    proc = run_python(
         [
-            PYTHON,
             "-m",
             "modeling.evaluate",
             "--output",
@@ -576,10 +563,8 @@ def test_module_entry_point(in_store: dict, tmp_path: Path) -> None:
             "ghost",
         ],
         cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=120,
-        env={**os.environ, "MLFLOW_TRACKING_URI": str(in_store["uri"])},
+        env={"MLFLOW_TRACKING_URI": str(in_store["uri"])},
     )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -145,11 +145,12 @@ def test_family_implements_the_evaluation_members(name: str) -> None:
         plan = types.SimpleNamespace(target_units=8, primer=events[:1])
         assert fam.generated_span(plan, 0.125) == (0.0, 1.0)
     else:  # performance: exactly the requested seconds
-        from modeling.families.performance import event_seconds
+        from modeling.families.performance.config import TIME_SHIFT
+        from modeling.families.performance.controls import event_seconds
 
         assert float(event_seconds(torch.as_tensor(events)).sum()) == 2.0
         # a one-second time shift of primer is skipped: the generated music starts after it
-        plan = types.SimpleNamespace(target_units=300, primer=np.array([fam.TIME_SHIFT + 99]))
+        plan = types.SimpleNamespace(target_units=300, primer=np.array([TIME_SHIFT + 99]))
         assert fam.generated_span(plan, 0.125) == (1.0, 3.0)
 
     assert set(fam.STATS_OPTIONS) == {"metered", "polyphonic"}

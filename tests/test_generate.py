@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,47 +19,31 @@ import torch
 from modeling import generate as G
 from modeling import motif as cli
 from modeling.families import melody as mfam
-from modeling.families import polyphony as pfam
+from modeling.families.melody.extract import melody_events_to_indices
+from modeling.families.polyphony.extract import END, START
+from modeling.families.polyphony.primers import prepare_primer, primer_from_melody
 from modeling.scales import resolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _examples import TWINKLE
-from _models import tracking_store, train_argv, write_family_sets
+from _models import tracking_store, train_tiny, write_family_sets
+from _python import REPO, run_python
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable  # the interpreter running the tests, wherever its venv is
-
-# variant -> (example set, steps, extra hparams)
-TRAIN = {
-    "attention_rnn": ("mel", 3, ""),
-    "basic_rnn": ("mel", 3, ""),
-    "lookback_rnn": ("mel", 3, ""),
-    "attention_improv": ("imp", 3, ""),
-    "chord_pitches_improv": ("imp", 3, ""),
-    "polyphony": ("poly", 6, ",learning_rate=0.05"),
-    "multiconditioned_performance_with_dynamics": ("perf", 6, ",learning_rate=0.05"),
-}
+TRAIN = ("attention_rnn", "basic_rnn", "lookback_rnn", "attention_improv", "chord_pitches_improv",
+         "polyphony", "multiconditioned_performance_with_dynamics")  # fmt: skip
 REGISTERED = "attention_rnn"
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     """Run dirs of tiny trained models (+ ``"_uri"``: the MLflow store holding attention_rnn)."""
-    from modeling import train
 
     root = tmp_path_factory.mktemp("generate_models")
     write_family_sets(root, np.random.default_rng(0))
     uri = f"sqlite:///{root}/mlruns/mlflow.db"
-    out: dict[str, Path | str] = {"_uri": uri}
     with tracking_store(uri):
-        for variant, (ex, steps, hp) in TRAIN.items():
-            run = root / f"run_{variant}"
-            argv = train_argv(variant, root / ex, run, steps, hparams=hp)
-            if variant != REGISTERED:
-                argv.append("--no-mlflow")
-            assert train.main(argv) == 0, variant
-            out[variant] = run
-    return out
+        runs = train_tiny(TRAIN, root, root / "runs", register={REGISTERED})
+    return {"_uri": uri, **runs}
 
 
 def load(trained: dict, variant: str):
@@ -160,7 +143,7 @@ def test_forced_events_do_not_count(trained: dict) -> None:
             if bool(t["active"][r]) and not bool(t["forced"][r])
         )
         assert s.log_likelihood == pytest.approx(total)
-        prepared = pfam.prepare_primer(pfam.primer_from_melody(TWINKLE[:16]))
+        prepared = prepare_primer(primer_from_melody(TWINKLE[:16]))
         assert s.num_forced == sum(len(x) for x in prepared.inject_steps) == 16
 
 
@@ -175,7 +158,7 @@ def test_melody_primer_kept_through_key_normalisation(trained: dict) -> None:
         model, G.Request(num_outputs=2, seed=5, num_steps=64, primer_melody=primer)
     )
     assert plan.info["key_transposition"] != 0
-    want = mfam.to_note_sequence(mfam.melody_events_to_indices(primer), qpm=120.0)
+    want = mfam.to_note_sequence(melody_events_to_indices(primer), qpm=120.0)
     for s, ns in zip(samples, notes, strict=True):
         assert len(s.events) == 64
         got = [(n.pitch, n.start_time, n.end_time) for n in ns.notes][: len(want.notes)]
@@ -535,9 +518,8 @@ def test_no_partial_files_when_rendering_fails(trained: dict, tmp_path: Path, mo
 
 def test_module_entry_point_exit_code_and_single_line(trained: dict, tmp_path: Path) -> None:
     """``python -m modeling.generate`` in a fresh process: exit 2, one stderr line, no files."""
-    proc = subprocess.run(
+    proc = run_python(
         [
-            PYTHON,
             "-m",
             "modeling.generate",
             "--checkpoint",
@@ -548,8 +530,6 @@ def test_module_entry_point_exit_code_and_single_line(trained: dict, tmp_path: P
             "C G7 Xb9 F",
         ],
         cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert proc.returncode == 2
@@ -580,4 +560,4 @@ def test_polyphony_never_samples_start_or_end(trained: dict) -> None:
     )
     for s in samples:
         body = s.events[1:]
-        assert not np.isin(body, [pfam.START, pfam.END]).any()
+        assert not np.isin(body, [START, END]).any()

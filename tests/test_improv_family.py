@@ -26,8 +26,11 @@ from note_seq import (
 )
 from note_seq.protobuf import music_pb2
 
-from modeling.families import chords, improv, melody
+from modeling.families import chords, improv
 from modeling.families.base import Encoding, Extracted
+from modeling.families.improv.extract import ImprovExtractConfig
+from modeling.families.melody.encoding import class_pitches
+from modeling.families.melody.extract import indices_to_melody_events, melody_events_to_indices
 
 NE, OFF = -2, -1
 NC = chords.NO_CHORD
@@ -144,7 +147,7 @@ def test_non_triads_only_for_chord_pitches() -> None:
     with pytest.raises(chords_encoder_decoder.ChordEncodingError):
         reference_improv_encoder("basic_improv").encode(figures, events)
     enc = improv.VARIANTS["basic_improv"].encoding
-    e = torch.as_tensor(melody.melody_events_to_indices(events)).long()[None]
+    e = torch.as_tensor(melody_events_to_indices(events)).long()[None]
     cond = {
         k: torch.as_tensor(np.r_[v, v[-1:]]).long()[None]
         for k, v in chords.chord_columns(figures).items()
@@ -180,7 +183,7 @@ def test_variant_table_matches_magenta() -> None:
         h = v.hparams
         names = ("batch_size", "rnn_layer_sizes", "dropout_keep_prob", "clip_norm", "attn_length")
         assert hparams_of(h, *names) == (128, layers, 0.5, clip, attn)
-    pitches = melody.class_pitches(improv.VARIANTS["attention_improv"].encoding)
+    pitches = class_pitches(improv.VARIANTS["attention_improv"].encoding)
     assert pitches[0] == 48 and pitches[36:].tolist() == [-1] * 4
 
 
@@ -216,7 +219,7 @@ def test_lead_sheet_columns_follow_the_chords() -> None:
     assert roots[:16].tolist() == [2] * 16 and roots[16:32].tolist() == [11] * 16
     assert roots[48:64].tolist() == [9] * 16 and example.cond["chord_quality"][20] == 1
     # Octave-folded into 48..84 but not moved to C (Magenta's improv: transpose_to_key None).
-    pitches = [p for p in melody.indices_to_melody_events(example.events) if p >= 0]
+    pitches = [p for p in indices_to_melody_events(example.events) if p >= 0]
     assert pitches[0] == 62 and min(pitches) >= 48 and max(pitches) < 84
 
 
@@ -232,7 +235,7 @@ def test_events_and_chords_equal_note_seq_lead_sheet() -> None:
         sheet = lead_sheets_lib.LeadSheet(copy.deepcopy(mel), copy.deepcopy(prog))
         sheet.transpose(example.transposition)
         sheet.squash(48, 84, None)
-        assert melody.indices_to_melody_events(example.events) == list(sheet.melody)
+        assert indices_to_melody_events(example.events) == list(sheet.melody)
         want = chords.chord_columns(list(sheet.chords))
         for name, col in want.items():
             assert np.array_equal(example.cond[name], col), (example.transposition, name)
@@ -298,10 +301,10 @@ def test_chord_drop_counters() -> None:
 
 def test_config_from_params_validates() -> None:
     with pytest.raises(ValueError, match="infer_chords must be"):
-        improv.ImprovExtractConfig(infer_chords="sometimes")
+        ImprovExtractConfig(infer_chords="sometimes")
     with pytest.raises(ValueError, match="unknown ImprovExtractConfig field"):
-        improv.ImprovExtractConfig.from_params({"transpose": 3})
-    cfg = improv.ImprovExtractConfig()
+        ImprovExtractConfig.from_params({"transpose": 3})
+    cfg = ImprovExtractConfig()
     assert (cfg.min_unique_pitches, cfg.transpose_to_key, cfg.ignore_polyphonic_notes) == (
         3,
         None,
@@ -311,7 +314,7 @@ def test_config_from_params_validates() -> None:
     from modeling.families import extract_config, load_family
 
     family = load_family("improv")
-    assert extract_config(family, {"triad_chords_only": True}) == improv.ImprovExtractConfig(
+    assert extract_config(family, {"triad_chords_only": True}) == ImprovExtractConfig(
         triad_chords_only=True
     )
 

@@ -25,6 +25,14 @@ from note_seq.protobuf import music_pb2
 
 from modeling.families import melody
 from modeling.families.base import Encoding, Extracted
+from modeling.families.melody.encoding import KeyMelody, class_pitches
+from modeling.families.melody.extract import (
+    MONO_EXTRACT,
+    MelodyExtractConfig,
+    indices_to_melody_events,
+    melody_events_to_indices,
+    parse_event_space,
+)
 
 NE, OFF = -2, -1
 MELODY_VARIANTS = ("basic_rnn", "mono_rnn", "lookback_rnn", "attention_rnn", "edm_rnn")
@@ -75,9 +83,9 @@ def test_pitch_zero_reads_as_silence_in_key_melody() -> None:
     from note_seq.melody_encoder_decoder import KeyMelodyEncoderDecoder
 
     ref = KeyMelodyEncoderDecoder(min_note=0, max_note=36)
-    ours = melody.KeyMelody(min_note=0, max_note=36)
+    ours = KeyMelody(min_note=0, max_note=36)
     events = [0, NE, 12, 0, OFF, 24, 0, NE]
-    e = torch.as_tensor(melody.melody_events_to_indices(events, 0, 36)).long()[None]
+    e = torch.as_tensor(melody_events_to_indices(events, 0, 36)).long()[None]
     x = ours.inputs(e, {})[0].numpy()
     ref_x = np.array([ref.events_to_input(events, t) for t in range(len(events))], np.float32)
     assert np.array_equal(x, ref_x)
@@ -88,11 +96,9 @@ def test_pitch_zero_reads_as_silence_in_key_melody() -> None:
 def test_batched_padded_rows_equal_single_rows(variant: str) -> None:
     """Features are causal: padding a shorter row never changes its real positions."""
     enc = melody.VARIANTS[variant].encoding
-    lo, hi = melody.parse_event_space(enc.event_space)
+    lo, hi = parse_event_space(enc.event_space)
     rng = np.random.default_rng(3)
-    rows = [
-        melody.melody_events_to_indices(random_events(rng, n, lo, hi), lo, hi) for n in (40, 7, 100)
-    ]
+    rows = [melody_events_to_indices(random_events(rng, n, lo, hi), lo, hi) for n in (40, 7, 100)]
     t_max = max(len(r) for r in rows)
     batch = torch.zeros(len(rows), t_max, dtype=torch.long)
     for i, r in enumerate(rows):
@@ -129,20 +135,20 @@ def test_variant_table_matches_magenta() -> None:
 
 def test_primer_helpers_and_class_pitches() -> None:
     primer = [60, NE, OFF, 83, 48]
-    idx = melody.melody_events_to_indices(primer)
+    idx = melody_events_to_indices(primer)
     assert idx.tolist() == [14, 0, 1, 37, 2] and idx.dtype == np.int16
-    assert melody.indices_to_melody_events(idx) == primer
+    assert indices_to_melody_events(idx) == primer
     with pytest.raises(ValueError, match="melody event 84 at position 1"):
-        melody.melody_events_to_indices([60, 84])
+        melody_events_to_indices([60, 84])
     with pytest.raises(ValueError, match="-3 at position 0"):
-        melody.melody_events_to_indices([-3])
-    basic = melody.class_pitches(melody.VARIANTS["basic_rnn"].encoding)
+        melody_events_to_indices([-3])
+    basic = class_pitches(melody.VARIANTS["basic_rnn"].encoding)
     assert basic[:3].tolist() == [-1, -1, 48] and basic[-1] == 83 and len(basic) == 38
-    look = melody.class_pitches(melody.VARIANTS["lookback_rnn"].encoding)
+    look = class_pitches(melody.VARIANTS["lookback_rnn"].encoding)
     assert look[2] == 48 and look[37] == 83 and look[38:].tolist() == [-1, -1]
-    key = melody.class_pitches(melody.VARIANTS["attention_rnn"].encoding)
+    key = class_pitches(melody.VARIANTS["attention_rnn"].encoding)
     assert key[0] == 48 and key[35] == 83 and key[36:].tolist() == [-1] * 4
-    mono = melody.class_pitches(melody.VARIANTS["mono_rnn"].encoding)
+    mono = class_pitches(melody.VARIANTS["mono_rnn"].encoding)
     assert mono[2] == 0 and mono[129] == 127
 
 
@@ -186,10 +192,10 @@ def test_extracts_one_key_normalised_melody_per_track() -> None:
     assert len(examples) == 1 and not counts
     ev = examples[0].events
     assert ev.dtype == np.int16 and len(ev) == 8 * 16 - 1  # final note-off stripped
-    pitches = np.array(melody.indices_to_melody_events(ev))
+    pitches = np.array(indices_to_melody_events(ev))
     pitches = pitches[pitches >= 0]
     assert pitches.min() >= 48 and pitches.max() < 84
-    assert melodies_lib.Melody(melody.indices_to_melody_events(ev)).get_major_key() == 0
+    assert melodies_lib.Melody(indices_to_melody_events(ev)).get_major_key() == 0
     # The same tune written in C gives the same stored events.
     in_c, _ = run(make_sequence(scale_melody(8, root=60)))
     assert np.array_equal(in_c[0].events, ev)
@@ -203,7 +209,7 @@ def test_events_equal_note_seq_melody_squashed() -> None:
     ref = melodies_lib.Melody()
     ref.from_quantized_sequence(q, ignore_polyphonic_notes=True)
     ref.squash(48, 84, 0)
-    assert melody.indices_to_melody_events(example.events) == list(ref)
+    assert indices_to_melody_events(example.events) == list(ref)
 
 
 def test_drop_counters() -> None:
@@ -216,7 +222,7 @@ def test_drop_counters() -> None:
     assert long_counts == {"melodies_truncated": 1} and len(long_examples[0].events) == 512
     _, discard = run(
         make_sequence(scale_melody(40)),
-        melody.MelodyExtractConfig(max_steps=None, max_steps_discard=512),
+        MelodyExtractConfig(max_steps=None, max_steps_discard=512),
     )
     assert discard == {"melodies_discarded_too_long": 1}
     _, empty = run(music_pb2.NoteSequence())
@@ -228,7 +234,7 @@ def test_silence_of_a_bar_splits_melodies() -> None:
     notes = scale_melody(8) + scale_melody(8, root=65, start_bar=10)  # 2 silent bars between
     examples, _ = run(make_sequence(notes))
     assert len(examples) == 2
-    one, _ = run(make_sequence(notes), melody.MelodyExtractConfig(gap_bars=3))
+    one, _ = run(make_sequence(notes), MelodyExtractConfig(gap_bars=3))
     assert len(one) == 1
 
 
@@ -236,19 +242,17 @@ def test_polyphony_keeps_the_highest_note_or_drops_the_track() -> None:
     notes = scale_melody(8) + [(p - 12, s, e) for p, s, e in scale_melody(8)]
     (example,), counts = run(make_sequence(notes))
     assert not counts
-    kept = [p for p in melody.indices_to_melody_events(example.events) if p >= 0]
+    kept = [p for p in indices_to_melody_events(example.events) if p >= 0]
     (alone,), _ = run(make_sequence(scale_melody(8)))
-    assert kept == [p for p in melody.indices_to_melody_events(alone.events) if p >= 0]
-    examples, counts = run(
-        make_sequence(notes), melody.MelodyExtractConfig(ignore_polyphonic_notes=False)
-    )
+    assert kept == [p for p in indices_to_melody_events(alone.events) if p >= 0]
+    examples, counts = run(make_sequence(notes), MelodyExtractConfig(ignore_polyphonic_notes=False))
     assert not examples and counts == {"polyphonic_tracks_discarded": 1}
 
 
 def test_drums_are_filtered_and_instruments_are_tracks() -> None:
     drums = make_sequence(scale_melody(8), is_drum=True)
     assert run(drums)[0] == []
-    assert len(run(drums, melody.MelodyExtractConfig(filter_drums=False))[0]) == 1
+    assert len(run(drums, MelodyExtractConfig(filter_drums=False))[0]) == 1
     ns = make_sequence(scale_melody(8))
     for p, s, e in scale_melody(8, root=48):
         ns.notes.add(pitch=p, start_time=s * STEP, end_time=e * STEP, velocity=80, instrument=3)
@@ -260,7 +264,7 @@ def test_separate_parts_splits_a_shared_instrument() -> None:
     for p, s, e in scale_melody(8, root=48):
         ns.notes.add(pitch=p - 5, start_time=s * STEP, end_time=e * STEP, velocity=80, part=1)
     merged, _ = run(ns)
-    split, _ = run(ns, melody.MelodyExtractConfig(separate_parts=True))
+    split, _ = run(ns, MelodyExtractConfig(separate_parts=True))
     assert len(merged) == 1 and len(split) == 2
 
 
@@ -273,7 +277,7 @@ def test_time_signature_changes_split_and_bad_meters_drop() -> None:
     assert len(examples[0].events) == 8 * 16 - 1
     ns.time_signatures[1].numerator = 5  # 80 steps of 5/4 = 4 bars of 20 steps
     assert run(ns)[1] == {"melodies_discarded_too_short": 1}
-    unsplit = melody.MelodyExtractConfig(split_on_time_changes=False)
+    unsplit = MelodyExtractConfig(split_on_time_changes=False)
     assert run(ns, unsplit)[1] == {"multiple_time_signatures": 1}
     _, bad = run(make_sequence(scale_melody(8), numerator=4, denominator=3))
     assert bad == {"bad_time_signature": 1}
@@ -283,12 +287,12 @@ def test_time_signature_changes_split_and_bad_meters_drop() -> None:
 
 def test_mono_config_keeps_pitches_and_key() -> None:
     notes = [(p + 30, s, e) for p, s, e in scale_melody(8, root=62)]  # D major up high
-    (example,), _ = run(make_sequence(notes), melody.MONO_EXTRACT)
-    got = [p for p in melody.indices_to_melody_events(example.events, 0) if p >= 0]
+    (example,), _ = run(make_sequence(notes), MONO_EXTRACT)
+    got = [p for p in indices_to_melody_events(example.events, 0) if p >= 0]
     assert got == [p for p, _, _ in notes]
-    assert melody.event_space(melody.MONO_EXTRACT) == "melody:0-128"
+    assert melody.event_space(MONO_EXTRACT) == "melody:0-128"
     assert melody.event_space() == melody.event_space(None) == "melody:48-84"
-    check_melody_parity("mono_rnn", melody.indices_to_melody_events(example.events, 0))
+    check_melody_parity("mono_rnn", indices_to_melody_events(example.events, 0))
 
 
 def test_augment_changes_nothing_for_melodies() -> None:
@@ -302,20 +306,20 @@ def test_pipeline_builds_the_config_from_params() -> None:
     from modeling.families import extract_config, load_family
 
     family = load_family("melody")
-    assert family.EXTRACT_CONFIG is melody.MelodyExtractConfig
+    assert family.EXTRACT_CONFIG is MelodyExtractConfig
     cfg = extract_config(family, {"min_note": 0, "max_note": 128, "transpose_to_key": None})
-    assert cfg == melody.MONO_EXTRACT and family.event_space(cfg) == "melody:0-128"
+    assert cfg == MONO_EXTRACT and family.event_space(cfg) == "melody:0-128"
 
 
 def test_config_from_params_validates() -> None:
-    cfg = melody.MelodyExtractConfig.from_params({"min_bars": 4, "transpose_to_key": None})
+    cfg = MelodyExtractConfig.from_params({"min_bars": 4, "transpose_to_key": None})
     assert cfg.min_bars == 4 and cfg.transpose_to_key is None
     with pytest.raises(ValueError, match=r"unknown MelodyExtractConfig field.*min_barz"):
-        melody.MelodyExtractConfig.from_params({"min_barz": 4})
+        MelodyExtractConfig.from_params({"min_barz": 4})
     with pytest.raises(ValueError, match="transpose_to_key"):
-        melody.MelodyExtractConfig(transpose_to_key=12)
+        MelodyExtractConfig(transpose_to_key=12)
     with pytest.raises(ValueError, match=">= 12"):
-        melody.MelodyExtractConfig(min_note=60, max_note=70)
+        MelodyExtractConfig(min_note=60, max_note=70)
     assert run(make_sequence(scale_melody(8)), {"min_bars": 9})[1] == {
         "melodies_discarded_too_short": 1
     }
@@ -323,7 +327,7 @@ def test_config_from_params_validates() -> None:
 
 def test_to_note_sequence_round_trip() -> None:
     ns = make_sequence(scale_melody(8))
-    (example,), _ = run(ns, melody.MONO_EXTRACT)
+    (example,), _ = run(ns, MONO_EXTRACT)
     out = melody.to_note_sequence(example.events, {}, qpm=90.0, event_space="melody:0-128")
     assert [n.pitch for n in out.notes] == [n.pitch for n in ns.notes]
     step = 60.0 / 90.0 / 4

@@ -200,10 +200,11 @@ def test_profile_pools_histograms_and_averages_scalars() -> None:
 def test_decoded_melody_statistics() -> None:
     """A decoded Magenta melody (note-seq ``Melody.to_sequence``) gives the hand-counted values."""
     from modeling.families import melody as mfam
+    from modeling.families.melody.extract import melody_events_to_indices
 
     # C D E F G held 2 steps each, then 2 steps rest: 12 steps = 1.5 s at 120 qpm
     values = [60, -2, 62, -2, 64, -2, 65, -2, 67, -2, -1, -2]
-    ns = mfam.to_note_sequence(mfam.melody_events_to_indices(values), qpm=120.0)
+    ns = mfam.to_note_sequence(melody_events_to_indices(values), qpm=120.0)
     ns.total_time = 12 * Q
     n = MS.NoteArrays.from_sequence(ns)
     stats = MS.sequence_stats(n)

@@ -20,6 +20,26 @@ from note_seq.protobuf import music_pb2
 
 from modeling.families import performance as Q
 from modeling.families.base import Dropped, Encoding, Extracted
+from modeling.families.performance.config import (
+    NEUTRAL_PAD,
+    NOTE_OFF,
+    NOTE_ON,
+    TIME_SHIFT,
+    VELOCITY,
+    PerformanceExtractConfig,
+    num_classes,
+)
+from modeling.families.performance.controls import event_seconds, event_start_steps
+from modeling.families.performance.decoding import (
+    events_from_primer_melody,
+    events_from_primer_pitches,
+    scale_mask,
+)
+from modeling.families.performance.variants import (
+    DENSITY_CONDITIONED,
+    MULTICONDITIONED,
+    PITCH_CONDITIONED,
+)
 
 
 def seq(
@@ -33,22 +53,22 @@ def seq(
 
 
 def ON(p: int) -> int:
-    return Q.NOTE_ON + p
+    return NOTE_ON + p
 
 
 def OFF(p: int) -> int:
-    return Q.NOTE_OFF + p
+    return NOTE_OFF + p
 
 
 def SHIFT(steps: int) -> int:
-    return Q.TIME_SHIFT + steps - 1
+    return TIME_SHIFT + steps - 1
 
 
 def VEL(b: int) -> int:
-    return Q.VELOCITY + b - 1
+    return VELOCITY + b - 1
 
 
-NO_MIN = Q.PerformanceExtractConfig(min_events=0)
+NO_MIN = PerformanceExtractConfig(min_events=0)
 
 # simultaneous notes, velocities on bin edges (1 -> bin 1, 127 -> 32, 64 -> 16), a 2.5 s gap
 FIXTURE = [(60, 127, 0.0, 0.5), (64, 1, 0.0, 0.5), (67, 64, 3.0, 3.25)]
@@ -71,7 +91,7 @@ FIXTURE_EVENTS_V32 = [
 
 
 def extracted(
-    ns: music_pb2.NoteSequence, cfg: Q.PerformanceExtractConfig = NO_MIN, augment: bool = False
+    ns: music_pb2.NoteSequence, cfg: PerformanceExtractConfig = NO_MIN, augment: bool = False
 ) -> list[Extracted]:
     return [x for x in Q.extract(ns, cfg, augment=augment) if isinstance(x, Extracted)]
 
@@ -80,10 +100,8 @@ def test_hand_written_events() -> None:
     (ex,) = extracted(seq(FIXTURE))
     assert ex.events.tolist() == FIXTURE_EVENTS_V32
     assert ex.events.dtype == np.int16 and (ex.transposition, ex.stretch) == (0, 1.0)
-    (plain,) = extracted(
-        seq(FIXTURE), Q.PerformanceExtractConfig(min_events=0, num_velocity_bins=0)
-    )
-    assert plain.events.tolist() == [e for e in FIXTURE_EVENTS_V32 if e < Q.VELOCITY]
+    (plain,) = extracted(seq(FIXTURE), PerformanceExtractConfig(min_events=0, num_velocity_bins=0))
+    assert plain.events.tolist() == [e for e in FIXTURE_EVENTS_V32 if e < VELOCITY]
 
 
 def test_index_space_is_note_seqs() -> None:
@@ -91,8 +109,8 @@ def test_index_space_is_note_seqs() -> None:
     from note_seq.performance_lib import PerformanceEvent as Ev
 
     enc = PerformanceOneHotEncoding(num_velocity_bins=32)
-    assert enc.num_classes == Q.num_classes(32) == 388
-    assert Q.num_classes(0) == PerformanceOneHotEncoding().num_classes == 356
+    assert enc.num_classes == num_classes(32) == 388
+    assert num_classes(0) == PerformanceOneHotEncoding().num_classes == 356
     for ev, index in [
         (Ev(Ev.NOTE_ON, 5), ON(5)),
         (Ev(Ev.NOTE_OFF, 127), OFF(127)),
@@ -126,7 +144,7 @@ def fuzz_events(rng: np.random.Generator, length: int, num_velocity_bins: int) -
         VEL(1) + rng.integers(0, max(num_velocity_bins, 1), length),
     )
     if num_velocity_bins == 0:
-        events = np.where(events >= Q.VELOCITY, SHIFT(7), events)
+        events = np.where(events >= VELOCITY, SHIFT(7), events)
     return events
 
 
@@ -136,7 +154,7 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
     bins, density, histogram = ENCODINGS[variant]
     enc = Q.VARIANTS[variant].encoding
     longest = max(len(s) for s in sequences)
-    batch = torch.full((len(sequences), longest), Q.NEUTRAL_PAD, dtype=torch.long)
+    batch = torch.full((len(sequences), longest), NEUTRAL_PAD, dtype=torch.long)
     mask = torch.zeros_like(batch, dtype=torch.bool)
     for i, s in enumerate(sequences):
         batch[i, : len(s)] = torch.as_tensor(s)
@@ -154,7 +172,7 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
         got = x[i, :n].double().numpy()
         width = enc.input_size
         assert ref_x.shape == (n, width)
-        one_hot_from = width - Q.num_classes(bins)
+        one_hot_from = width - num_classes(bins)
         assert np.array_equal(got[:, one_hot_from:], ref_x[:, one_hot_from:])  # events exact
         if density:
             assert np.array_equal(got[:, :8], ref_x[:, :8])  # density bins exact
@@ -176,7 +194,7 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
 @pytest.mark.parametrize("variant", list(ENCODINGS))
 def test_encoding_parity_on_fixtures(variant: str) -> None:
     bins = ENCODINGS[variant][0]
-    cfg = Q.PerformanceExtractConfig(min_events=0, num_velocity_bins=bins)
+    cfg = PerformanceExtractConfig(min_events=0, num_velocity_bins=bins)
     dense = [(48 + (i % 24), 20 + (i * 7) % 100, 0.05 * i, 0.05 * i + 0.4) for i in range(150)]
     chords = [(p, 90, t, t + 1.7) for t in (0.0, 1.0, 7.5) for p in (60, 64, 67, 71)]
     sequences = [
@@ -198,7 +216,7 @@ def test_encoding_parity_on_seeded_fuzz(variant: str) -> None:
 def test_mask_keeps_padding_out_of_the_controls() -> None:
     rng = np.random.default_rng(3)
     events = torch.as_tensor(fuzz_events(rng, 120, 32))[None]
-    enc = Q.MULTICONDITIONED
+    enc = MULTICONDITIONED
     alone = enc.conditions(events, {})
     padded = torch.cat([events, torch.full((1, 40), ON(60))], dim=1)  # worst pad: NOTE_ONs
     mask = torch.arange(160)[None] < 120
@@ -210,7 +228,7 @@ def test_mask_keeps_padding_out_of_the_controls() -> None:
 
 
 def test_inputs_need_conditioning_one_longer_than_events() -> None:
-    enc = Q.DENSITY_CONDITIONED
+    enc = DENSITY_CONDITIONED
     events = torch.tensor([[ON(60), SHIFT(10), OFF(60)]])
     cond = enc.conditions(events, {})
     with pytest.raises(ValueError, match="one longer"):
@@ -237,7 +255,7 @@ def test_variants_match_magenta() -> None:
         assert hparams_of(h, *names) == (64, (512, 512, 512), 1.0, 3.0, 1e-3)
         assert v.family == Q.NAME == "performance"
         assert isinstance(v.encoding, Encoding)
-    assert Q.event_space(Q.PerformanceExtractConfig()) == "performance:v32"
+    assert Q.event_space(PerformanceExtractConfig()) == "performance:v32"
 
 
 # ------------------------------------------------------------------ extraction rules
@@ -248,7 +266,7 @@ def test_extraction_matches_note_seq_pipeline_with_augmentation() -> None:
         (48 + (i * 5) % 30, 30 + (i * 11) % 90, 0.21 * i, 0.21 * i + 0.5) for i in range(330)
     ]  # ~70 s: three 30 s chunks, the last one short
     ns = seq(notes)
-    cfg = Q.PerformanceExtractConfig()
+    cfg = PerformanceExtractConfig()
     ours = extracted(ns, cfg, augment=True)
     ref, _ = reference_performances(
         ns, stretches=cfg.stretch_factors, transpositions=cfg.transpositions
@@ -281,14 +299,14 @@ def test_drums_keep_their_pitch_when_transposing() -> None:
 
 def test_thirty_second_splits_min_and_max_events() -> None:
     notes = [(60 + i % 12, 80, 0.1 * i, 0.1 * i + 0.05) for i in range(650)]  # 65 s, 10 notes/s
-    out = list(Q.extract(seq(notes), Q.PerformanceExtractConfig(), augment=False))
+    out = list(Q.extract(seq(notes), PerformanceExtractConfig(), augment=False))
     kept = [x for x in out if isinstance(x, Extracted)]
     # chunks [0, 30), [30, 60) truncated to 512 events; [60, 65) keeps its 200 events
     assert [len(x.events) for x in kept] == [512, 512, 200]
     assert out.count(Dropped("performances_truncated")) == 2
     assert out.count(Dropped("performances_discarded_too_short")) == 0
     tail = [(60, 80, 0.0, 0.05)] * 1 + [(62, 80, 60.5 + 0.1 * i, 60.55 + 0.1 * i) for i in range(5)]
-    out = list(Q.extract(seq(tail), Q.PerformanceExtractConfig(), augment=False))
+    out = list(Q.extract(seq(tail), PerformanceExtractConfig(), augment=False))
     assert Dropped("performances_discarded_too_short") in out  # 5 notes: 20 events < 32
 
 
@@ -298,7 +316,7 @@ def test_sustain_pedal_extends_notes() -> None:
     ns.control_changes.add(time=0.8, control_number=64, control_value=0)
     (held,) = extracted(ns)
     assert held.events.tolist()[:4] == [VEL(20), ON(60), SHIFT(80), OFF(60)]
-    (dry,) = extracted(ns, Q.PerformanceExtractConfig(min_events=0, apply_sustain=False))
+    (dry,) = extracted(ns, PerformanceExtractConfig(min_events=0, apply_sustain=False))
     assert dry.events.tolist()[:4] == [VEL(20), ON(60), SHIFT(20), OFF(60)]
 
 
@@ -308,10 +326,10 @@ def test_instrument_names_select_tracks() -> None:
     ns.instrument_infos.add(instrument=0, name="MELODY")
     ns.instrument_infos.add(instrument=2, name="PIANO")
     ns.total_time = 9.0
-    cfg = Q.PerformanceExtractConfig(min_events=0, instrument_names=("piano",))
+    cfg = PerformanceExtractConfig(min_events=0, instrument_names=("piano",))
     (only_piano,) = extracted(ns, cfg)
     assert ON(72) not in only_piano.events.tolist() and ON(48) in only_piano.events.tolist()
-    none = Q.PerformanceExtractConfig(min_events=0, instrument_names=("BRIDGE",))
+    none = PerformanceExtractConfig(min_events=0, instrument_names=("BRIDGE",))
     assert list(Q.extract(ns, none, augment=False)) == [
         Dropped("performances_discarded_no_matching_instrument")
     ]
@@ -342,10 +360,10 @@ def test_empty_input_is_counted() -> None:
 def test_event_seconds_and_clock() -> None:
     (ex,) = extracted(seq(FIXTURE))
     events = torch.as_tensor(ex.events)[None]
-    secs = Q.event_seconds(events)
+    secs = event_seconds(events)
     assert secs.sum().item() == pytest.approx(3.25)
     assert secs[0, 4].item() == pytest.approx(0.5) and secs[0, 0].item() == 0.0
-    clock = Q.event_start_steps(events)
+    clock = event_start_steps(events)
     assert clock.shape == (1, len(ex.events) + 1) and clock[0, -1].item() == 325
     assert clock[0, :6].tolist() == [0, 0, 0, 0, 0, 50]
 
@@ -367,12 +385,12 @@ def test_to_note_sequence_round_trip() -> None:
 
 
 def test_primer_events() -> None:
-    events = Q.events_from_primer_pitches([60, 64])
+    events = events_from_primer_pitches([60, 64])
     assert events.tolist() == [VEL(25), ON(60), ON(64), SHIFT(50), OFF(60), OFF(64)]
-    melody = Q.events_from_primer_melody([60, -2, -1, -2], num_velocity_bins=0)
+    melody = events_from_primer_melody([60, -2, -1, -2], num_velocity_bins=0)
     assert melody.tolist() == [ON(60), SHIFT(25), OFF(60)]
     with pytest.raises(ValueError, match="MIDI pitch"):
-        Q.events_from_primer_pitches([-1])
+        events_from_primer_pitches([-1])
 
 
 def magenta_controls(events: np.ndarray, values: list, total_steps: int) -> list:
@@ -388,8 +406,8 @@ def magenta_controls(events: np.ndarray, values: list, total_steps: int) -> list
 def test_control_from_request_follows_magentas_schedule() -> None:
     rng = np.random.default_rng(7)
     events = fuzz_events(rng, 200, 32)
-    total = int(Q.event_start_steps(torch.as_tensor(events)[None])[0, -1]) + 50
-    enc = Q.MULTICONDITIONED
+    total = int(event_start_steps(torch.as_tensor(events)[None])[0, -1]) + 50
+    enc = MULTICONDITIONED
     densities = [1.5, 8.0, 30.0]
     hists = [[1] * 12, [2, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]]
     cond = enc.control_from_request(
@@ -417,23 +435,23 @@ def test_control_from_request_follows_magentas_schedule() -> None:
 
 def test_control_from_request_defaults_and_errors() -> None:
     events = torch.tensor([[ON(60), SHIFT(100), OFF(60)]])
-    cond = Q.MULTICONDITIONED.control_from_request(events)
+    cond = MULTICONDITIONED.control_from_request(events)
     assert cond["note_density"].tolist() == [[15.0] * 4]
     assert cond["pitch_histogram"][0, 0].tolist() == [1.0] * 12
-    single = Q.DENSITY_CONDITIONED.control_from_request(events, notes_per_second=4)
+    single = DENSITY_CONDITIONED.control_from_request(events, notes_per_second=4)
     assert set(single) == {"note_density"} and single["note_density"].tolist() == [[4.0] * 4]
     with pytest.raises(ValueError, match="not conditioned on pitch_class_histogram"):
-        Q.DENSITY_CONDITIONED.control_from_request(events, pitch_class_histogram=[1] * 12)
+        DENSITY_CONDITIONED.control_from_request(events, pitch_class_histogram=[1] * 12)
     with pytest.raises(ValueError, match="12 numbers"):
-        Q.PITCH_CONDITIONED.control_from_request(events, pitch_class_histogram=[1, 2, 3])
+        PITCH_CONDITIONED.control_from_request(events, pitch_class_histogram=[1, 2, 3])
     with pytest.raises(ValueError, match=">= 0"):
-        Q.DENSITY_CONDITIONED.control_from_request(events, notes_per_second=-1)
+        DENSITY_CONDITIONED.control_from_request(events, notes_per_second=-1)
     with pytest.raises(ValueError, match="total_steps"):
-        Q.DENSITY_CONDITIONED.control_from_request(events, notes_per_second=[1, 2])
+        DENSITY_CONDITIONED.control_from_request(events, notes_per_second=[1, 2])
 
 
 def test_scale_mask() -> None:
-    mask = Q.scale_mask([0, 4, 7], num_velocity_bins=32)
+    mask = scale_mask([0, 4, 7], num_velocity_bins=32)
     assert mask.shape == (388,) and mask.dtype == torch.bool
     assert mask[ON(60)] and mask[ON(64)] and not mask[ON(61)]
     assert mask[OFF(61)] and mask[SHIFT(5)] and mask[VEL(3)]

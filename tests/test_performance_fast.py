@@ -19,6 +19,13 @@ from note_seq.protobuf import music_pb2
 
 from modeling.families import performance as Q
 from modeling.families.base import Dropped, Extracted
+from modeling.families.performance.config import (
+    MAX_SHIFT_STEPS,
+    TIME_SHIFT,
+    VELOCITY,
+    PerformanceExtractConfig,
+)
+from modeling.families.performance.fast import _Notes
 
 BINS = (0, 32)
 
@@ -36,8 +43,8 @@ def assert_same(ns: music_pb2.NoteSequence, *, expect_fast: bool = True, **cfg_k
     """Fast == note-seq for both velocity settings; returns the fast yields (bins 32)."""
     out = []
     for bins in BINS:
-        cfg = Q.PerformanceExtractConfig(num_velocity_bins=bins, **cfg_kw)
-        arrays = Q._Notes.of(ns, cfg)
+        cfg = PerformanceExtractConfig(num_velocity_bins=bins, **cfg_kw)
+        arrays = _Notes.of(ns, cfg)
         assert (arrays is not None) == expect_fast
         fast = list(Q.extract(ns, cfg, augment=True))
         slow = list(Q.extract(ns, cfg, augment=True, fast=False))
@@ -65,7 +72,7 @@ def test_ties_same_pitch_overlaps_zero_length_and_velocity_changes() -> None:
     got = assert_same(seq(notes), min_events=1)
     assert any(isinstance(x, Extracted) for x in got)
     ev = next(x for x in got if isinstance(x, Extracted)).events
-    assert (ev >= Q.VELOCITY).sum() > 10  # velocity events were exercised
+    assert (ev >= VELOCITY).sum() > 10  # velocity events were exercised
 
 
 def test_long_silences_split_into_maximal_shifts() -> None:
@@ -76,8 +83,8 @@ def test_long_silences_split_into_maximal_shifts() -> None:
         for x in got
         if isinstance(x, Extracted) and (x.stretch, x.transposition) == (1.0, 0)
     )
-    shifts = plain[(plain >= Q.TIME_SHIFT) & (plain < Q.VELOCITY)] - (Q.TIME_SHIFT - 1)
-    assert (shifts == Q.MAX_SHIFT_STEPS).sum() >= 10 and shifts.max() == Q.MAX_SHIFT_STEPS
+    shifts = plain[(plain >= TIME_SHIFT) & (plain < VELOCITY)] - (TIME_SHIFT - 1)
+    assert (shifts == MAX_SHIFT_STEPS).sum() >= 10 and shifts.max() == MAX_SHIFT_STEPS
 
 
 def test_notes_crossing_chunk_boundaries_and_total_time() -> None:
@@ -129,8 +136,8 @@ def test_sustain_pedal_extends_and_cuts_notes() -> None:
     ns = seq(notes, pedal)
     assert_same(ns, min_events=1)
     # the arrays equal note-seq's sustained sequence directly (ends, order, total time)
-    cfg = Q.PerformanceExtractConfig()
-    arrays = Q._Notes.of(ns, cfg)
+    cfg = PerformanceExtractConfig()
+    arrays = _Notes.of(ns, cfg)
     ref = sequences_lib.apply_sustain_control_changes(ns)
     assert np.array_equal(arrays.end, [n.end_time for n in ref.notes])
     assert np.array_equal(arrays.start, [n.start_time for n in ref.notes])
@@ -142,8 +149,8 @@ def test_duplicate_notes_use_note_seq_sustain_and_still_match() -> None:
     notes = [(60, 0.0, 0.3), (60, 0.0, 0.3), (60, 0.0, 0.5), (60, 0.2, 0.4), (62, 0.0, 0.2)]
     notes += [(50 + i % 9, 1.0 + 0.05 * i, 1.1 + 0.05 * i) for i in range(40)]
     ns = seq(notes, [(0.1, 127), (0.45, 0)])
-    cfg = Q.PerformanceExtractConfig()
-    arrays = Q._Notes.of(ns, cfg)
+    cfg = PerformanceExtractConfig()
+    arrays = _Notes.of(ns, cfg)
     assert arrays is not None
     assert (
         arrays._sustained(
@@ -166,14 +173,14 @@ def test_whole_sequence_drops_and_chunk_drops_match() -> None:
     assert [
         x.reason
         for x in Q.extract(
-            named, Q.PerformanceExtractConfig(instrument_names=("VIOLIN",)), augment=True
+            named, PerformanceExtractConfig(instrument_names=("VIOLIN",)), augment=True
         )
     ] == ["performances_discarded_no_matching_instrument"]
     empty_track = seq([(60, 0.0, 1.0, 80, 1)], names={0: "PIANO", 1: "X"})
     assert [
         x.reason
         for x in Q.extract(
-            empty_track, Q.PerformanceExtractConfig(instrument_names=("piano",)), augment=False
+            empty_track, PerformanceExtractConfig(instrument_names=("piano",)), augment=False
         )
     ] == ["performances_discarded_empty"]
     assert_same(seq([(60, 0.1 * i, 0.1 * i + 0.2, 80, 0, i % 2) for i in range(50)]))
@@ -193,21 +200,21 @@ def test_cases_the_array_path_leaves_to_note_seq() -> None:
     base = [(60 + i % 5, 0.1 * i, 0.1 * i + 0.05) for i in range(60)]
     assert_same(seq(base), expect_fast=False, split_hop_seconds=0.0, min_events=1)
     for bad in (seq([*base, (128, 1.0, 2.0)]), seq([*base, (61, 1.0, float("inf"))])):
-        cfg = Q.PerformanceExtractConfig()
-        assert Q._Notes.of(bad, cfg) is None
+        cfg = PerformanceExtractConfig()
+        assert _Notes.of(bad, cfg) is None
         with pytest.raises(ValueError):  # note-seq's own error, from either path
             list(Q.extract(bad, cfg, augment=False))
     nan = seq(base, [(float("nan"), 100)])
     for bins in BINS:
-        cfg = Q.PerformanceExtractConfig(num_velocity_bins=bins)
-        assert Q._Notes.of(nan, cfg) is None
+        cfg = PerformanceExtractConfig(num_velocity_bins=bins)
+        assert _Notes.of(nan, cfg) is None
     quiet = seq([*base, (61, 7.0, 8.0, 0)])
-    cfg0 = Q.PerformanceExtractConfig(num_velocity_bins=0, min_events=1)
-    assert Q._Notes.of(quiet, cfg0) is not None  # velocity 0 is fine without bins
+    cfg0 = PerformanceExtractConfig(num_velocity_bins=0, min_events=1)
+    assert _Notes.of(quiet, cfg0) is not None  # velocity 0 is fine without bins
     assert as_tuples(list(Q.extract(quiet, cfg0, augment=True))) == as_tuples(
         list(Q.extract(quiet, cfg0, augment=True, fast=False))
     )
-    assert Q._Notes.of(quiet, Q.PerformanceExtractConfig(num_velocity_bins=32)) is None
+    assert _Notes.of(quiet, PerformanceExtractConfig(num_velocity_bins=32)) is None
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -241,9 +248,9 @@ def test_random_sequences_match(seed: int) -> None:
         for _ in range(rng.randint(0, 60))
     ]
     ns = seq(notes, pedal, total=rng.choice([None, 80.0, 10.0]))
-    cfg = Q.PerformanceExtractConfig()
-    arrays = Q._Notes.of(ns, cfg)
-    assert isinstance(arrays, Q._Notes)
+    cfg = PerformanceExtractConfig()
+    arrays = _Notes.of(ns, cfg)
+    assert isinstance(arrays, _Notes)
     assert_same(ns, min_events=rng.choice([1, 32]), max_events=rng.choice([64, 512]))
 
 
@@ -255,7 +262,7 @@ def test_pedal_changes_at_note_boundaries_and_a_short_total_time() -> None:
     for total in (None, 2.75, 3.25):
         ns = seq(notes, pedal, total=total)
         assert_same(ns, min_events=1)
-        arrays = Q._Notes.of(ns, Q.PerformanceExtractConfig())
+        arrays = _Notes.of(ns, PerformanceExtractConfig())
         ref = sequences_lib.apply_sustain_control_changes(ns)
         assert np.array_equal(arrays.end, [n.end_time for n in ref.notes])
         assert arrays.total_time == ref.total_time

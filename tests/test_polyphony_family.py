@@ -10,17 +10,35 @@ from note_seq.protobuf import music_pb2
 
 from modeling.families import polyphony as P
 from modeling.families.base import Dropped, Encoding, Extracted
+from modeling.families.polyphony.extract import (
+    CONTINUED_NOTE,
+    END,
+    NEW_NOTE,
+    NUM_CLASSES,
+    START,
+    STEP_END,
+    PolyphonyExtractConfig,
+)
+from modeling.families.polyphony.primers import (
+    class_pitches,
+    events_from_primer_pitches,
+    prepare_primer,
+    primer_events,
+    primer_from_melody,
+    primer_from_pitches,
+    scale_mask,
+)
 
 STEP = 0.125  # seconds per 16th at 120 qpm, 4 steps per quarter
-S, E, SE = P.START, P.END, P.STEP_END
+S, E, SE = START, END, STEP_END
 
 
 def N(p: int) -> int:
-    return P.NEW_NOTE + p
+    return NEW_NOTE + p
 
 
 def C(p: int) -> int:
-    return P.CONTINUED_NOTE + p
+    return CONTINUED_NOTE + p
 
 
 def seq(
@@ -43,10 +61,10 @@ def seq(
     return ns
 
 
-NO_LIMITS = P.PolyphonyExtractConfig(min_steps=0, max_steps=10_000)
+NO_LIMITS = PolyphonyExtractConfig(min_steps=0, max_steps=10_000)
 
 
-def only_events(ns: music_pb2.NoteSequence, cfg: P.PolyphonyExtractConfig = NO_LIMITS) -> list[int]:
+def only_events(ns: music_pb2.NoteSequence, cfg: PolyphonyExtractConfig = NO_LIMITS) -> list[int]:
     out = list(P.extract(ns, cfg, augment=False))
     assert len(out) == 1 and isinstance(out[0], Extracted), out
     assert out[0].events.dtype == np.int16
@@ -91,7 +109,7 @@ def only_events(ns: music_pb2.NoteSequence, cfg: P.PolyphonyExtractConfig = NO_L
     ],
 )
 def test_events_match_hand_written_spec(notes, total, expected) -> None:
-    no_split = P.PolyphonyExtractConfig(min_steps=0, split_on_time_changes=False)
+    no_split = PolyphonyExtractConfig(min_steps=0, split_on_time_changes=False)
     assert only_events(seq(notes, total=total), no_split) == expected
 
 
@@ -102,10 +120,10 @@ def test_time_change_split_drops_trailing_silence() -> None:
 
 
 def test_class_indices_are_magentas_order() -> None:
-    assert (P.START, P.END, P.STEP_END) == (0, 1, 2)
+    assert (START, END, STEP_END) == (0, 1, 2)
     assert (N(0), N(127), C(0), C(127)) == (3, 130, 131, 258)
-    assert P.NUM_CLASSES == 259
-    new, cont = P.class_pitches()
+    assert NUM_CLASSES == 259
+    new, cont = class_pitches()
     assert new[N(61)] == 61 and cont[N(61)] == -1
     assert cont[C(61)] == 61 and new[C(61)] == -1
     assert (new[:3] == -1).all() and (cont[:3] == -1).all()
@@ -120,7 +138,7 @@ def test_quantisation_snaps_to_sixteenths() -> None:
 
 
 def test_min_and_max_steps_discard() -> None:
-    cfg = P.PolyphonyExtractConfig()
+    cfg = PolyphonyExtractConfig()
     short = list(P.extract(seq([(60, 0, 79)]), cfg, augment=False))
     assert short == [Dropped("polyphonic_tracks_discarded_too_short")]
     ok = list(P.extract(seq([(60, 0, 80)]), cfg, augment=False))
@@ -137,7 +155,7 @@ def test_more_than_one_program_is_discarded() -> None:
     ns.notes.add(pitch=64, start_time=0, end_time=0.25, velocity=80, program=40)
     out = list(P.extract(ns, NO_LIMITS, augment=False))
     assert out == [Dropped("polyphonic_tracks_discarded_more_than_1_program")]
-    relaxed = P.PolyphonyExtractConfig(min_steps=0, single_program=False)
+    relaxed = PolyphonyExtractConfig(min_steps=0, single_program=False)
     assert isinstance(next(P.extract(ns, relaxed, augment=False)), Extracted)
 
 
@@ -170,7 +188,7 @@ def test_split_on_tempo_change() -> None:
         # after the split the tempo is 60 qpm: 4 16ths at 120 qpm are 2 16ths at 60 qpm
         [S, N(62), SE, C(62), SE, E],
     ]
-    no_split = P.PolyphonyExtractConfig(min_steps=0, split_on_time_changes=False)
+    no_split = PolyphonyExtractConfig(min_steps=0, split_on_time_changes=False)
     assert list(P.extract(ns, no_split, augment=False)) == [
         Dropped("sequences_discarded_because_multiple_tempos")
     ]
@@ -236,23 +254,23 @@ def test_encoding_follows_the_training_contract() -> None:
 
 
 def test_primer_pitches_give_a_held_quarter_chord() -> None:
-    events = P.events_from_primer_pitches([60, 67, 64])
+    events = events_from_primer_pitches([60, 67, 64])
     assert events.tolist() == [S, N(67), N(64), N(60), SE] + [C(67), C(64), C(60), SE] * 3
     with pytest.raises(ValueError, match="not a MIDI pitch"):
-        P.primer_from_pitches([60, 128])
+        primer_from_pitches([60, 128])
     with pytest.raises(ValueError, match="empty"):
-        P.primer_from_pitches([])
+        primer_from_pitches([])
 
 
 def test_primer_melody() -> None:
-    events = P.primer_events(P.primer_from_melody([60, -2, 62, -1]))
+    events = primer_events(primer_from_melody([60, -2, 62, -1]))
     assert events.tolist() == [S, N(60), SE, C(60), SE, N(62), SE]
     with pytest.raises(ValueError, match="primer melody value"):
-        P.primer_from_melody([60, -3])
+        primer_from_melody([60, -3])
 
 
 def test_prepare_primer_without_conditioning_injects_from_step_zero() -> None:
-    primer = P.prepare_primer(P.primer_from_melody([72, -2, 74, -2]))
+    primer = prepare_primer(primer_from_melody([72, -2, 74, -2]))
     assert primer.events.tolist() == [S]
     assert primer.primer_steps == 4 and primer.inject_start_step == 0
     assert primer.to_inject(np.array([S])).tolist() == [N(72)]
@@ -264,24 +282,24 @@ def test_prepare_primer_without_conditioning_injects_from_step_zero() -> None:
 
 
 def test_prepare_primer_with_conditioning_reinjects_after_the_primer() -> None:
-    primer = P.prepare_primer(P.primer_from_pitches([60, 64]), condition_on_primer=True)
+    primer = prepare_primer(primer_from_pitches([60, 64]), condition_on_primer=True)
     assert primer.events.tolist() == [S, N(64), N(60), SE] + [C(64), C(60), SE] * 3
     assert primer.inject_start_step == 4
     assert primer.to_inject(primer.events).tolist() == [N(64), N(60)]
     assert primer.to_inject(primer.events[:-1]).tolist() == []
-    off = P.prepare_primer(
-        P.primer_from_pitches([60]), condition_on_primer=True, inject_primer_during_generation=False
+    off = prepare_primer(
+        primer_from_pitches([60]), condition_on_primer=True, inject_primer_during_generation=False
     )
     assert off.to_inject(off.events).tolist() == []
 
 
 def test_scale_mask() -> None:
-    c_major = P.scale_mask([0, 2, 4, 5, 7, 9, 11])
+    c_major = scale_mask([0, 2, 4, 5, 7, 9, 11])
     assert c_major.dtype == torch.bool and c_major.shape == (259,)
     assert c_major[[S, E, SE, N(60), N(62), C(61)]].all()
     assert not c_major[N(61)] and not c_major[N(66)]
-    assert int(c_major[P.NEW_NOTE : P.CONTINUED_NOTE].sum()) == 75  # white keys of 0..127
-    strict = P.scale_mask([0], mask_continued=True)
+    assert int(c_major[NEW_NOTE:CONTINUED_NOTE].sum()) == 75  # white keys of 0..127
+    strict = scale_mask([0], mask_continued=True)
     assert not strict[C(61)] and strict[C(60)]
     with pytest.raises(ValueError, match=r"0\.\.11"):
-        P.scale_mask([12])
+        scale_mask([12])

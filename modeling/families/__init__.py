@@ -5,8 +5,9 @@ Each family is one package (``melody``, ``improv``, ``polyphony``, ``performance
 worker extracting melodies never imports the performance code.
 
 Every family package is laid out the same way: modules by responsibility (extraction, encoding,
-decoding; each package's docstring lists its own), whose public names the package's ``__init__``
-re-exports; ``variants`` with the family's :data:`VARIANTS` table (built with
+decoding; each package's docstring lists its own); an ``__init__`` that exposes the ``Family``
+protocol and nothing else (helpers are imported from the module that defines them);
+``variants`` with the family's :data:`VARIANTS` table (built with
 :func:`~modeling.families.base.variant_table`); and the ``Family`` protocol's hooks in
 ``training``, ``evaluation`` and ``generation``, imported on first use by the package's module
 ``__getattr__`` (with a plain ``from`` import, which :mod:`pipelines.stagedeps` reads) so that a

@@ -21,8 +21,9 @@ Sources without chord symbols (Bach chorales, EDM, POP909 MIDI) get chords from 
 faster, identical restatement ``chords.infer_chords``. Given chord symbols that note-seq's parser
 refuses (ABC spellings such as ``D/f+``) are respelled by ``chords.respell_chord_symbols``.
 
-Layout (one responsibility per module; this package re-exports their names; :mod:`.variants`
-and the hook modules are laid out as in every family, see :mod:`modeling.families`):
+Layout (one responsibility per module; the package itself exposes only the ``Family`` protocol,
+so other code imports helpers from the module that defines them; :mod:`.variants` and the hook
+modules are laid out as in every family, see :mod:`modeling.families`):
 
 * :mod:`.extract`: :class:`ImprovExtractConfig` and the lead-sheet extraction rules;
 * :mod:`.encoding`: the chord-conditioned encodings; :mod:`.decoding`: events -> lead sheet;
@@ -33,25 +34,15 @@ from __future__ import annotations
 from typing import Any
 
 from modeling.families.base import hook_attribute, refuse_non_hook
-from modeling.families.improv.decoding import to_note_sequence
-from modeling.families.improv.encoding import ChordConditioned, PitchChords, TriadChords
-from modeling.families.improv.extract import (
-    CHORD_SYMBOL,
-    EXTRACT_CONFIG,
-    INFO_COUNTERS,
-    NAME,
-    TRANSPOSITIONS,
-    ImprovExtractConfig,
-    event_space,
-    extract,
-    keep_last_coincident_chords,
-)
-from modeling.families.improv.variants import VARIANTS
+
+from .decoding import to_note_sequence
+from .extract import EXTRACT_CONFIG, INFO_COUNTERS, NAME, event_space, extract
+from .variants import VARIANTS
 
 
 def __getattr__(name: str) -> Any:
     """The training, evaluation and generation hooks, imported on first use."""
     refuse_non_hook(__name__, name)
-    from modeling.families.improv import evaluation, generation, training
+    from . import evaluation, generation, training
 
     return hook_attribute(globals(), name, (training, evaluation, generation))

@@ -9,8 +9,8 @@ import numpy as np
 from note_seq import chords_lib, lead_sheets_lib
 from note_seq.protobuf import music_pb2
 
-from modeling.families import melody as melody_family
 from modeling.families.chords import COLUMN_DTYPES, columns_to_figures
+from modeling.families.melody.decoding import indices_to_melody
 from modeling.music import DEFAULT_QPM
 
 
@@ -40,7 +40,7 @@ def to_note_sequence(
     if any(len(v) < n for v in cols.values()):
         raise ValueError(f"chord columns are shorter than the {n} melody events")
     figures = columns_to_figures(cols)
-    melody = melody_family.indices_to_melody(events, event_space)
+    melody = indices_to_melody(events, event_space)
     chords = chords_lib.ChordProgression(
         figures, steps_per_quarter=melody.steps_per_quarter, steps_per_bar=melody.steps_per_bar
     )

@@ -27,8 +27,15 @@ from modeling.families.chords import (
     infer_chords,
     respell_chord_symbols,
 )
-from modeling.families.melody import extract_melodies, melody_events_to_indices, quantized_parts
-from modeling.families.melody.extract import _as_config, _check_fields
+from modeling.families.melody.extract import (
+    MelodyExtractConfig,
+    _as_config,
+    _check_fields,
+    event_space_name,
+    extract_melodies,
+    melody_events_to_indices,
+    quantized_parts,
+)
 
 NAME = "improv"
 
@@ -94,9 +101,9 @@ class ImprovExtractConfig:
         _check_fields(cls, params)
         return cls(**params)
 
-    def melody_config(self) -> melody_family.MelodyExtractConfig:
+    def melody_config(self) -> MelodyExtractConfig:
         """The melody-extraction half of these rules."""
-        return melody_family.MelodyExtractConfig(
+        return MelodyExtractConfig(
             steps_per_quarter=self.steps_per_quarter,
             split_on_time_changes=self.split_on_time_changes,
             min_bars=self.min_bars,
@@ -122,7 +129,7 @@ def event_space(cfg: ImprovExtractConfig | None = None) -> str:
     """The ``event_space`` a lead-sheet set built with ``cfg`` records: its melody vocabulary
     (the chord columns beside it are checked by the encodings' ``conditions``)."""
     cfg = cfg or ImprovExtractConfig()
-    return melody_family.event_space_name(cfg.min_note, cfg.max_note)
+    return event_space_name(cfg.min_note, cfg.max_note)
 
 
 # --------------------------------------------------------------------------------------------

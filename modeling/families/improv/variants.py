@@ -5,7 +5,7 @@ from __future__ import annotations
 from modeling.families.base import HParams, VariantConfig, variant_table
 from modeling.families.improv.encoding import ChordConditioned, PitchChords, TriadChords
 from modeling.families.improv.extract import NAME
-from modeling.families.melody import KeyMelody, melody_onehot
+from modeling.families.melody.encoding import KeyMelody, melody_onehot
 
 _BASIC_HPARAMS = HParams(
     batch_size=128, rnn_layer_sizes=(64, 64), dropout_keep_prob=0.5, clip_norm=5.0

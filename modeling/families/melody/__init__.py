@@ -25,8 +25,9 @@ Encodings are torch re-statements of note-seq's ``OneHotEventSequenceEncoderDeco
 O(T^2) Python per sequence, ours is cumulative ops over (B, T). Element-wise parity with note-seq is
 proven in ``tests/test_melody_family.py`` and ``tests/test_corpus_melody_parity.py``.
 
-Layout (one responsibility per module; this package re-exports their names; :mod:`.variants`
-and the hook modules are laid out as in every family, see :mod:`modeling.families`):
+Layout (one responsibility per module; the package itself exposes only the ``Family`` protocol,
+so other code imports helpers from the module that defines them; :mod:`.variants` and the hook
+modules are laid out as in every family, see :mod:`modeling.families`):
 
 * :mod:`.extract`: index space, :class:`MelodyExtractConfig` and the extraction rules;
 * :mod:`.encoding`: the torch encodings; :mod:`.decoding`: events -> NoteSequence;
@@ -37,41 +38,15 @@ from __future__ import annotations
 from typing import Any
 
 from modeling.families.base import hook_attribute, refuse_non_hook
-from modeling.families.melody.decoding import indices_to_melody, to_note_sequence
-from modeling.families.melody.encoding import (
-    KeyMelody,
-    MelodyLookback,
-    class_pitches,
-    melody_onehot,
-)
-from modeling.families.melody.extract import (
-    DEFAULT_LOOKBACK_DISTANCES,
-    EXTRACT_CONFIG,
-    INFO_COUNTERS,
-    MELODY_NO_EVENT,
-    MELODY_NOTE_OFF,
-    MONO_EXTRACT,
-    NAME,
-    NO_EVENT_INDEX,
-    NOTE_OFF_INDEX,
-    NUM_SPECIAL,
-    MelodyExtractConfig,
-    event_space,
-    event_space_name,
-    extract,
-    extract_melodies,
-    indices_to_melody_events,
-    melody_events_to_indices,
-    parse_event_space,
-    quantized_parts,
-    separate_part_tracks,
-)
-from modeling.families.melody.variants import VARIANTS
+
+from .decoding import to_note_sequence
+from .extract import EXTRACT_CONFIG, INFO_COUNTERS, NAME, event_space, extract
+from .variants import VARIANTS
 
 
 def __getattr__(name: str) -> Any:
     """The training, evaluation and generation hooks, imported on first use."""
     refuse_non_hook(__name__, name)
-    from modeling.families.melody import evaluation, generation, training
+    from . import evaluation, generation, training
 
     return hook_attribute(globals(), name, (training, evaluation, generation))

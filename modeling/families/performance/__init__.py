@@ -21,8 +21,9 @@ Controls (note density over 3 s, pitch-class histogram over 5 s) are not stored:
 functions of the events, computed here for whole (B, T) batches with cumulative sums and
 ``searchsorted`` and proven equal to note-seq's ``*PerformanceControlSignal.extract`` in tests.
 
-Layout (one responsibility per module; this package re-exports their names; :mod:`.variants`
-and the hook modules are laid out as in every family, see :mod:`modeling.families`):
+Layout (one responsibility per module; the package itself exposes only the ``Family`` protocol,
+so other code imports helpers from the module that defines them; :mod:`.variants` and the hook
+modules are laid out as in every family, see :mod:`modeling.families`):
 
 * :mod:`.config`: index space, :class:`PerformanceExtractConfig`, instrument selection;
 * :mod:`.extract` (note-seq path) and :mod:`.fast` (note arrays, the default): extraction rules;
@@ -35,63 +36,16 @@ from __future__ import annotations
 from typing import Any
 
 from modeling.families.base import hook_attribute, refuse_non_hook
-from modeling.families.performance.config import (
-    DEFAULT_NOTE_DENSITY,
-    DEFAULT_PITCH_HISTOGRAM,
-    DENSITY_BIN_RANGES,
-    DENSITY_WINDOW_SECONDS,
-    EXTRACT_CONFIG,
-    HISTOGRAM_PRIOR_COUNT,
-    HISTOGRAM_WINDOW_SECONDS,
-    INFO_COUNTERS,
-    MAX_NOTE_DURATION_SECONDS,
-    MAX_SHIFT_STEPS,
-    NAME,
-    NEUTRAL_PAD,
-    NOTE_OFF,
-    NOTE_ON,
-    STEPS_PER_SECOND,
-    TIME_SHIFT,
-    VELOCITY,
-    PerformanceExtractConfig,
-    event_space,
-    event_space_name,
-    num_classes,
-    select_instruments,
-)
-from modeling.families.performance.controls import (
-    density_bins,
-    event_seconds,
-    event_start_steps,
-    normalise_histogram,
-    note_density,
-    pitch_histogram,
-    shift_steps,
-)
-from modeling.families.performance.decoding import (
-    events_from_primer_melody,
-    events_from_primer_pitches,
-    primer_events,
-    scale_mask,
-    to_note_sequence,
-)
-from modeling.families.performance.encoding import ControlledPerformance
-from modeling.families.performance.extract import extract, performance_indices
-from modeling.families.performance.fast import _Notes as _Notes
-from modeling.families.performance.fast import performance_events
-from modeling.families.performance.variants import (
-    DENSITY_CONDITIONED,
-    MULTICONDITIONED,
-    PERFORMANCE,
-    PERFORMANCE_WITH_DYNAMICS,
-    PITCH_CONDITIONED,
-    VARIANTS,
-)
+
+from .config import EXTRACT_CONFIG, INFO_COUNTERS, NAME, event_space
+from .decoding import to_note_sequence
+from .extract import extract
+from .variants import VARIANTS
 
 
 def __getattr__(name: str) -> Any:
     """The training, evaluation and generation hooks, imported on first use."""
     refuse_non_hook(__name__, name)
-    from modeling.families.performance import evaluation, generation, training
+    from . import evaluation, generation, training
 
     return hook_attribute(globals(), name, (training, evaluation, generation))

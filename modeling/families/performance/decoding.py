@@ -18,7 +18,7 @@ from modeling.families.performance.config import (
     num_classes,
 )
 from modeling.families.performance.extract import performance_indices
-from modeling.families.polyphony import primer_from_melody, primer_from_pitches
+from modeling.families.polyphony.primers import primer_from_melody, primer_from_pitches
 
 if TYPE_CHECKING:
     import torch

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from modeling.families.base import hook_exports, lazy_import
 from modeling.families.performance.config import MAX_SHIFT_STEPS, NOTE_ON, TIME_SHIFT
+from modeling.families.performance.config import NEUTRAL_PAD as NEUTRAL_PAD
 from modeling.families.performance.controls import event_seconds
 
 if TYPE_CHECKING:
@@ -17,7 +18,8 @@ else:
     torch = lazy_import("torch", globals())
 
 
-# NEUTRAL_PAD (NOTE_OFF of pitch 0) is defined with the event indices in :mod:`.config`.
+# NEUTRAL_PAD (NOTE_OFF of pitch 0) is defined with the event indices in :mod:`.config`; its
+# re-export above makes it this module's hook (``hook_exports`` lists it).
 STEP_UNIT = "second"  # loss per second of music: TIME_SHIFTs carry all the time
 
 

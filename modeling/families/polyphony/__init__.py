@@ -21,8 +21,9 @@ longer than ``max_steps`` steps (Magenta discards long pieces rather than trunca
 Stored indices are Magenta's ``PolyphonyOneHotEncoding``: 0 START, 1 END, 2 STEP_END,
 3 + p NEW_NOTE(p), 131 + p CONTINUED_NOTE(p).
 
-Layout (one responsibility per module; this package re-exports their names; :mod:`.variants`
-and the hook modules are laid out as in every family, see :mod:`modeling.families`):
+Layout (one responsibility per module; the package itself exposes only the ``Family`` protocol,
+so other code imports helpers from the module that defines them; :mod:`.variants` and the hook
+modules are laid out as in every family, see :mod:`modeling.families`):
 
 * :mod:`.extract`: the event language, :class:`PolyphonyExtractConfig` and :func:`extract`;
 * :mod:`.decoding`: events -> NoteSequence; :mod:`.primers`: primers and scale masks;
@@ -33,39 +34,15 @@ from __future__ import annotations
 from typing import Any
 
 from modeling.families.base import hook_attribute, refuse_non_hook
-from modeling.families.polyphony.decoding import to_note_sequence
-from modeling.families.polyphony.extract import (
-    CONTINUED_NOTE,
-    END,
-    EVENT_SPACE,
-    EXTRACT_CONFIG,
-    INFO_COUNTERS,
-    NAME,
-    NEW_NOTE,
-    NUM_CLASSES,
-    START,
-    STEP_END,
-    PolyphonyExtractConfig,
-    event_space,
-    events_from_notes,
-    extract,
-)
-from modeling.families.polyphony.primers import (
-    PolyphonyPrimer,
-    class_pitches,
-    events_from_primer_pitches,
-    prepare_primer,
-    primer_events,
-    primer_from_melody,
-    primer_from_pitches,
-    scale_mask,
-)
-from modeling.families.polyphony.variants import POLYPHONY_ONE_HOT, VARIANTS
+
+from .decoding import to_note_sequence
+from .extract import EXTRACT_CONFIG, INFO_COUNTERS, NAME, event_space, extract
+from .variants import VARIANTS
 
 
 def __getattr__(name: str) -> Any:
     """The training, evaluation and generation hooks, imported on first use."""
     refuse_non_hook(__name__, name)
-    from modeling.families.polyphony import evaluation, generation, training
+    from . import evaluation, generation, training
 
     return hook_attribute(globals(), name, (training, evaluation, generation))
