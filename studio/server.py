@@ -168,17 +168,21 @@ def _options(limits: Limits) -> dict[str, Any]:
         "histogram_modes": list(HISTOGRAM_MODES),
         "labels": LABELS,
         "default_chords": DEFAULT_BACKING_CHORDS,
-        "defaults": {name: _length_default(name) for name in FAMILY_MODULES},
+        "defaults": {name: _family_defaults(name) for name in FAMILY_MODULES},
     }
 
 
-def _length_default(family: str) -> dict[str, Any]:
-    """The Length control's default and unit for a family (None: the family derives it)."""
-    units = load_family(family).GENERATION_UNITS
+def _family_defaults(family: str) -> dict[str, Any]:
+    """The Length control's default and unit for a family (None: the family derives it) and the
+    request fields its models take, so the page shows controls by field, never by family name."""
+    fam = load_family(family)
+    units, fields = fam.GENERATION_UNITS, sorted(fam.REQUEST_FIELDS)
     steps = units.default_steps
     if units.metered:
-        return {"length": None if steps is None else steps / STEPS_PER_BAR, "unit": "bars"}
-    return {"length": None if steps is None else steps / units.per_second, "unit": "seconds"}
+        length = {"length": None if steps is None else steps / STEPS_PER_BAR, "unit": "bars"}
+    else:
+        length = {"length": None if steps is None else steps / units.per_second, "unit": "seconds"}
+    return {**length, "fields": fields}
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

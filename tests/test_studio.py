@@ -135,6 +135,23 @@ def test_catalogue_shows_registry_models_with_metrics(client, store: str) -> Non
     assert v["metrics"]["eval_perplexity"] == pytest.approx(np.exp(v["metrics"]["eval_loss"]))
 
 
+def test_options_give_each_familys_request_fields(client) -> None:
+    """The page shows controls by the request fields a family takes, never by its name: the
+    chord primer where ``primer_pitches`` is taken, the chord-grid length where chords are."""
+    from modeling.families import FAMILY_MODULES, load_family
+
+    defaults = client.get("/api/options").json()["defaults"]
+    assert set(defaults) == set(FAMILY_MODULES)
+    for name, d in defaults.items():
+        assert d["fields"] == sorted(load_family(name).REQUEST_FIELDS)
+    assert {n for n, d in defaults.items() if "primer_pitches" in d["fields"]} == {
+        "polyphony",
+        "performance",
+    }
+    assert "backing_chords" in defaults["improv"]["fields"] and defaults["improv"]["length"] is None
+    assert defaults["performance"]["unit"] == "seconds" and defaults["melody"]["unit"] == "bars"
+
+
 def test_generate_two_melodies_with_files(client) -> None:
     job = generate(client)
     assert job["status"] == "done", job.get("error")

@@ -145,19 +145,21 @@ function applyFamily() {
   document.querySelectorAll("fieldset[data-family]").forEach((fs) => {
     fs.hidden = fs.dataset.family !== family;
   });
+  // What the family's models take comes from the server (the family's REQUEST_FIELDS).
+  const d = state.options && family ? state.options.defaults[family] : null;
+  const takes = (field) => Boolean(d && d.fields.includes(field));
   const chordOpt = $("primer_type").querySelector('option[value="chord"]');
-  chordOpt.hidden = chordOpt.disabled = family === "melody" || family === "improv";
+  chordOpt.hidden = chordOpt.disabled = !takes("primer_pitches");
   if (chordOpt.disabled && $("primer_type").value === "chord") $("primer_type").value = "notes";
-  if (family === "performance") {
+  if (takes("notes_per_second") || takes("pitch_class_histogram")) {
     $("density-box").hidden = !m.density;
     $("histogram-box").hidden = !m.histogram;
     $("no-controls").hidden = m.density || m.histogram;
   }
-  const d = state.options && family ? state.options.defaults[family] : null;
   const unit = d ? d.unit : "bars";
   $("length-label").textContent = `Length (${unit})`;
   $("length").max = unit === "seconds" ? state.options.limits.max_seconds : (state.options ? state.options.limits.max_bars : 64);
-  $("length").placeholder = d && d.length ? `${d.length} ${unit}` : family === "improv" ? "the chords' length" : "";
+  $("length").placeholder = d && d.length ? `${d.length} ${unit}` : takes("backing_chords") ? "the chords' length" : "";
   applyPrimer();
 }
 
