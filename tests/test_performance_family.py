@@ -455,26 +455,3 @@ def test_scale_mask() -> None:
     assert mask.shape == (388,) and mask.dtype == torch.bool
     assert mask[ON(60)] and mask[ON(64)] and not mask[ON(61)]
     assert mask[OFF(61)] and mask[SHIFT(5)] and mask[VEL(3)]
-
-
-def test_sounding_pitches_follow_note_on_and_off() -> None:
-    """The batched sounding-pitch state equals a per-event walk, and ignores padding past each
-    row's length (the generation mask that refuses releasing a silent pitch reads it)."""
-    from modeling.families.performance.generation import release_sounding_only, sounding_pitches
-
-    rng = np.random.default_rng(4)
-    events = torch.as_tensor(rng.integers(0, 388, size=(6, 90)))
-    lengths = torch.as_tensor([0, 1, 17, 50, 89, 90])
-    got = sounding_pitches(events, lengths)
-    for row, length in enumerate(lengths.tolist()):
-        want = np.zeros(128, bool)
-        for e in events[row, :length].tolist():
-            if e < NOTE_OFF:
-                want[e - NOTE_ON] = True
-            elif e < NOTE_OFF + 128:
-                want[e - NOTE_OFF] = False
-        assert got[row].numpy().tolist() == want.tolist(), row
-    allowed = release_sounding_only(388)(events, lengths)
-    assert allowed.shape == (6, 388)
-    assert allowed[:, NOTE_OFF : NOTE_OFF + 128].equal(got)
-    assert allowed[:, :NOTE_OFF].all() and allowed[:, NOTE_OFF + 128 :].all()

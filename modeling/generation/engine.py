@@ -121,27 +121,21 @@ class Engine:
         return out
 
     def _mask(self, buf: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | None:
-        """Allowed classes (R, C) or None: the static mask plus history-decoded classes, and
-        the classes the history allows."""
+        """Allowed classes (R, C) or None: the static mask plus history-decoded classes."""
         plan = self.plan
+        if plan.class_mask is None:
+            return None
         rows = buf.shape[0]
-        mask = None
-        if plan.class_mask is not None:
-            mask = plan.class_mask.unsqueeze(0).expand(rows, -1)
-            if plan.dynamic_classes and plan.event_allowed is not None:
-                # Decode every history-dependent class of every row in one batched call.
-                classes = torch.tensor(plan.dynamic_classes, dtype=torch.long)
-                k = len(classes)
-                ev = self.decode(
-                    classes.repeat(rows),
-                    buf.repeat_interleave(k, dim=0),
-                    lengths.repeat_interleave(k),
-                )
-                mask = mask.clone()
-                mask[:, classes] = plan.event_allowed(ev).view(rows, k)
-        if plan.history_mask is not None:
-            allowed = plan.history_mask(buf, lengths)
-            mask = allowed if mask is None else mask & allowed
+        mask = plan.class_mask.unsqueeze(0).expand(rows, -1)
+        if plan.dynamic_classes and plan.event_allowed is not None:
+            # Decode every history-dependent class of every row in one batched call.
+            classes = torch.tensor(plan.dynamic_classes, dtype=torch.long)
+            k = len(classes)
+            ev = self.decode(
+                classes.repeat(rows), buf.repeat_interleave(k, dim=0), lengths.repeat_interleave(k)
+            )
+            mask = mask.clone()
+            mask[:, classes] = plan.event_allowed(ev).view(rows, k)
         return mask
 
     # ------------------------------------------------------------------ loop

@@ -37,9 +37,8 @@ class Plan:
     follow the clock; N = target_units + 1, later clocks read the last entry).
     ``class_mask`` is True for allowed classes; ``dynamic_classes`` are classes whose meaning
     depends on the history (lookback repeats), checked with ``event_allowed`` after decoding when
-    a scale is set. ``history_mask`` (rows' events (R, L) and lengths (R,) -> allowed classes
-    (R, C)) refuses classes the history makes meaningless (performance: releasing a silent pitch).
-    ``injector`` returns events a row must take next (polyphony primer injection). ``finish`` decodes one row (and whether it reached the length) to a NoteSequence.
+    a scale is set. ``injector`` returns events a row must take next (polyphony primer
+    injection). ``finish`` decodes one row (and whether it reached the length) to a NoteSequence.
     ``metered``: the piece has a tempo (its record carries the qpm).
     """
 
@@ -56,7 +55,6 @@ class Plan:
     class_mask: torch.Tensor | None = None
     dynamic_classes: tuple[int, ...] = ()
     event_allowed: Callable[[torch.Tensor], torch.Tensor] | None = None
-    history_mask: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     injector: Callable[[np.ndarray], np.ndarray] | None = None
     fixed_length: bool = False
     metered: bool = True

@@ -21,9 +21,7 @@ Sources without chord symbols (Bach chorales, EDM, POP909 MIDI) get chords from 
 faster, identical restatement ``chords.infer_chords``. Given chord symbols that note-seq's parser
 refuses (ABC spellings such as ``D/f+``) are respelled by ``chords.respell_chord_symbols``.
 
-Layout (one responsibility per module; the package itself exposes only the ``Family`` protocol,
-so other code imports helpers from the module that defines them; :mod:`.variants` and the hook
-modules are laid out as in every family, see :mod:`modeling.families`):
+Layout (the package exposes the ``Family`` protocol only; :mod:`modeling.families` says more):
 
 * :mod:`.extract`: :class:`ImprovExtractConfig` and the lead-sheet extraction rules;
 * :mod:`.encoding`: the chord-conditioned encodings; :mod:`.decoding`: events -> lead sheet;

@@ -25,9 +25,7 @@ Encodings are torch re-statements of note-seq's ``OneHotEventSequenceEncoderDeco
 O(T^2) Python per sequence, ours is cumulative ops over (B, T). Element-wise parity with note-seq is
 proven in ``tests/test_melody_family.py`` and ``tests/test_corpus_melody_parity.py``.
 
-Layout (one responsibility per module; the package itself exposes only the ``Family`` protocol,
-so other code imports helpers from the module that defines them; :mod:`.variants` and the hook
-modules are laid out as in every family, see :mod:`modeling.families`):
+Layout (the package exposes the ``Family`` protocol only; :mod:`modeling.families` says more):
 
 * :mod:`.extract`: index space, :class:`MelodyExtractConfig` and the extraction rules;
 * :mod:`.encoding`: the torch encodings; :mod:`.decoding`: events -> NoteSequence;

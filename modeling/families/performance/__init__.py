@@ -21,9 +21,7 @@ Controls (note density over 3 s, pitch-class histogram over 5 s) are not stored:
 functions of the events, computed here for whole (B, T) batches with cumulative sums and
 ``searchsorted`` and proven equal to note-seq's ``*PerformanceControlSignal.extract`` in tests.
 
-Layout (one responsibility per module; the package itself exposes only the ``Family`` protocol,
-so other code imports helpers from the module that defines them; :mod:`.variants` and the hook
-modules are laid out as in every family, see :mod:`modeling.families`):
+Layout (the package exposes the ``Family`` protocol only; :mod:`modeling.families` says more):
 
 * :mod:`.config`: index space, :class:`PerformanceExtractConfig`, instrument selection;
 * :mod:`.extract` (note-seq path) and :mod:`.fast` (note arrays, the default): extraction rules;

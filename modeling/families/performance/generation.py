@@ -6,7 +6,6 @@ Loaded on first use through the package (``__getattr__``), never by a Beam worke
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,8 +18,6 @@ from modeling.families.performance.config import (
     DEFAULT_PITCH_HISTOGRAM,
     MAX_SHIFT_STEPS,
     NAME,
-    NOTE_OFF,
-    NOTE_ON,
     STEPS_PER_SECOND,
     TIME_SHIFT,
 )
@@ -61,39 +58,6 @@ def feature_window(encoding: Any) -> int | None:
     """One-hot and control-conditioned performances read only the newest event (the controls
     come from the clock, looked up per position)."""
     return 1 if isinstance(encoding, (OneHot, ControlledPerformance)) else None
-
-
-def sounding_pitches(events: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(R, 128) bool: the pitches each row's first ``lengths`` events leave sounding (a NOTE_ON
-    later than the pitch's last NOTE_OFF), for whole batches at once."""
-    rows, width = events.shape
-    pos = torch.arange(width).expand(rows, width)
-    valid = pos < lengths[:, None]
-
-    def last(first: int) -> torch.Tensor:
-        hit = valid & (events >= first) & (events < first + 128)
-        out = torch.full((rows, 128), -1, dtype=torch.long)
-        index = torch.where(hit, events - first, torch.zeros_like(events))
-        return out.scatter_reduce_(1, index, torch.where(hit, pos, -1), reduce="amax")
-
-    return last(NOTE_ON) > last(NOTE_OFF)
-
-
-def release_sounding_only(num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The plan's history mask over ``num_classes``: NOTE_OFF only for a sounding pitch.
-
-    A model that has not learnt which notes it holds spends most of its releases on silent
-    pitches (57 % of them for the default profile's ``performance`` at 400 steps): events that
-    change nothing, while the held notes ring on to the decoder's 5 s cap. Refused, their
-    probability goes to the other events.
-    """
-
-    def history_mask(events: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        allowed = torch.ones(events.shape[0], num_classes, dtype=torch.bool)
-        allowed[:, NOTE_OFF : NOTE_OFF + 128] = sounding_pitches(events, lengths)
-        return allowed
-
-    return history_mask
 
 
 def generation_plan(model: Any, req: Any) -> Any:
@@ -203,7 +167,6 @@ def generation_plan(model: Any, req: Any) -> Any:
         cond=table,
         cond_by="units",
         class_mask=mask,
-        history_mask=release_sounding_only(enc.num_classes),
         metered=False,
     )
 

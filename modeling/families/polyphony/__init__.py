@@ -21,9 +21,7 @@ longer than ``max_steps`` steps (Magenta discards long pieces rather than trunca
 Stored indices are Magenta's ``PolyphonyOneHotEncoding``: 0 START, 1 END, 2 STEP_END,
 3 + p NEW_NOTE(p), 131 + p CONTINUED_NOTE(p).
 
-Layout (one responsibility per module; the package itself exposes only the ``Family`` protocol,
-so other code imports helpers from the module that defines them; :mod:`.variants` and the hook
-modules are laid out as in every family, see :mod:`modeling.families`):
+Layout (the package exposes the ``Family`` protocol only; :mod:`modeling.families` says more):
 
 * :mod:`.extract`: the event language, :class:`PolyphonyExtractConfig` and :func:`extract`;
 * :mod:`.decoding`: events -> NoteSequence; :mod:`.primers`: primers and scale masks;
