@@ -218,6 +218,19 @@ def load_state(model: EventRNN, state: dict[str, torch.Tensor], where: str) -> N
     model.load_state_dict(state)
 
 
+FIRST_INPUT_WEIGHT = "lstms.0.weight_ih_l0"
+"""The only weight that reads the model's inputs when the first layer is a plain LSTM."""
+
+
+def with_control_inputs(state: dict[str, torch.Tensor], controls: int) -> dict[str, torch.Tensor]:
+    """``state`` for inputs with ``controls`` more leading columns (the conditioned encodings put
+    controls before the event one-hot), their weights zero: the widened model computes exactly
+    what the source did, whatever the controls, and learns to use them from there."""
+    weight = state[FIRST_INPUT_WEIGHT]
+    zeros = weight.new_zeros(weight.shape[0], controls)
+    return {**state, FIRST_INPUT_WEIGHT: torch.cat([zeros, weight], dim=1)}
+
+
 def load_model(path: Path | str) -> tuple[EventRNN, VariantConfig, dict[str, Any]]:
     """(model in eval mode, variant with the checkpoint's hparams, payload) of a checkpoint."""
     payload = load(path)

@@ -20,11 +20,13 @@ from _examples import PYTHON, TINY_HPARAMS, write_example_set
 
 from modeling import checkpoint as ckpt
 from modeling import train
+from modeling.cli import UsageError
 from modeling.data import Batch, BatchSchedule, ExampleSet, epoch_batches
 from modeling.families import load_family
 from modeling.families.base import HParams, VariantConfig
 from modeling.hparams import HParamsError, format_hparams, parse_hparams
 from modeling.model import EventRNN
+from modeling.training.spec import check_init_compatible
 from modeling.variants import get_variant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -508,6 +510,42 @@ def test_fine_tune_starts_from_given_weights(
         torch.testing.assert_close(dst[k], v, atol=1e-8, rtol=0)
     config = json.loads((in_tmp / "edm_run" / "config.json").read_text())
     assert config["init_from"].endswith("best.pt") and config["variant"] == "edm_rnn"
+
+
+def test_conditioned_performance_starts_as_its_unconditioned_source(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Warm start with added controls: the widened model computes the source's logits whatever
+    the controls; the CLI accepts it and refuses a source with other events."""
+    hp = HParams(rnn_layer_sizes=(8, 8))
+    src = EventRNN(get_variant("performance_with_dynamics"), hp)
+    dst = EventRNN(get_variant("multiconditioned_performance_with_dynamics"), hp)
+    controls = check_init_compatible(src.describe(), dst, "src")
+    assert controls == dst.encoding.control_size == dst.input_size - src.input_size > 0
+    ckpt.load_state(dst, ckpt.with_control_inputs(src.state_dict(), controls), "src")
+    events = torch.randint(0, src.num_classes, (3, 20))
+    x = torch.nn.functional.one_hot(events, src.num_classes).float()
+    noise = torch.rand(3, 20, controls)  # any control values
+    with torch.no_grad():
+        torch.testing.assert_close(dst(torch.cat([noise, x], -1)), src(x), rtol=0, atol=1e-6)
+    with pytest.raises(UsageError, match="event space"):  # other events: refused
+        check_init_compatible(EventRNN(get_variant("performance"), hp).describe(), dst, "src")
+    # end to end: a conditioned run from a trained unconditioned checkpoint
+    enc = src.encoding
+    ex = write_example_set(
+        in_tmp / "ex",
+        family="performance",
+        event_space=enc.event_space,
+        num_classes=src.num_classes,
+    )
+    tiny = ["--hparams", "batch_size=4,rnn_layer_sizes=[8,8]", "--num-steps", "2", "--no-mlflow"]
+    code, err = _train_run(capsys, "performance_with_dynamics", ex, in_tmp / "base", *tiny)
+    assert code == 0, err
+    init = ["--init-from", str(in_tmp / "base")]
+    variant = "density_conditioned_performance_with_dynamics"
+    code, err = _train_run(capsys, variant, ex, in_tmp / "dens", *init, *tiny)
+    assert code == 0, err
+    assert json.loads((in_tmp / "dens" / "config.json").read_text())["init_from"].endswith("base")
 
 
 @pytest.mark.parametrize(

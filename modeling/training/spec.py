@@ -191,11 +191,15 @@ def resolve_init_source(source: str) -> tuple[dict[str, Any], str]:
         raise UsageError(f"--init-from: {exc}") from None
 
 
-def check_init_compatible(src: dict[str, Any], model: EventRNN, source: str) -> None:
-    """Refuse weights from another variant, event space or shape (one line, exit 2).
+def check_init_compatible(src: dict[str, Any], model: EventRNN, source: str) -> int:
+    """Refuse weights from another variant, event space or shape (one line, exit 2); return
+    how many leading control columns ``model``'s inputs add to the source's (0: none).
 
-    A different variant *name* is accepted only when its encoding is the same (``edm_rnn`` is
-    fine-tuned from ``attention_rnn``: same key-melody encoding and event space).
+    A different variant *name* is accepted when its encoding is the same (``edm_rnn`` is
+    fine-tuned from ``attention_rnn``: same key-melody encoding and event space), or when the
+    model is the source's events plus conditioning: a controlled performance variant starts from
+    ``performance_with_dynamics`` (same events, ``control_size`` control columns in front), so it
+    skips the plateau the unconditioned model already left.
     """
     mine = model.describe()
     if src.get("event_space") != mine["event_space"]:
@@ -203,16 +207,25 @@ def check_init_compatible(src: dict[str, Any], model: EventRNN, source: str) -> 
             f"--init-from {source}: event space {src.get('event_space')} differs "
             f"from {mine['variant']}'s {mine['event_space']}"
         )
-    if src.get("variant") != mine["variant"]:
-        same = all(
-            src.get(k) == mine[k] for k in ("family", "encoding", "input_size", "num_classes")
+    if src.get("variant") == mine["variant"]:
+        return 0
+    if all(src.get(k) == mine[k] for k in ("family", "encoding", "input_size", "num_classes")):
+        return 0
+    controls = int(getattr(model.encoding, "control_size", 0))
+    adds_controls = (
+        controls > 0
+        and model.first is None
+        and src.get("family") == mine["family"]
+        and src.get("num_classes") == mine["num_classes"] == src.get("input_size")
+        and mine["input_size"] == controls + mine["num_classes"]
+    )
+    if not adds_controls:
+        raise UsageError(
+            f"--init-from {source}: a {src.get('variant')} checkpoint (encoding "
+            f"{src.get('encoding')}) cannot start {mine['variant']} (encoding "
+            f"{mine['encoding']})"
         )
-        if not same:
-            raise UsageError(
-                f"--init-from {source}: a {src.get('variant')} checkpoint (encoding "
-                f"{src.get('encoding')}) cannot start {mine['variant']} (encoding "
-                f"{mine['encoding']})"
-            )
+    return controls
 
 
 def identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -393,7 +406,9 @@ def _init_weights(
     """``--init-from`` weights, checked against (and loaded into) ``model``; recorded in
     ``config``."""
     payload, path = resolve_init_source(source)
-    check_init_compatible(ckpt.config_of(payload), model, source)
+    controls = check_init_compatible(ckpt.config_of(payload), model, source)
+    if controls:
+        payload = {**payload, "model": ckpt.with_control_inputs(payload["model"], controls)}
     try:
         ckpt.load_state(model, payload["model"], f"--init-from {source}")
     except ckpt.CheckpointError as exc:
