@@ -439,6 +439,32 @@ def test_progressions_reproduce_the_eval_chords(store: dict) -> None:
         assert p["steps_per_chord"] >= 1 and n % p["steps_per_chord"] == 0
 
 
+def test_melody_samples_are_primed_with_the_eval_openings(store: dict) -> None:
+    """Each melody sample starts from the first note of an eval example (cycled to the sample
+    count, equal primers batched), each polyphony sample from its first chord; performance
+    keeps Magenta's default (a second of silence)."""
+    sets = ED.Sets(Path(store["examples"]))
+    sd = sets.load(Path(store["examples"]) / "mel")
+    plan = ED.primer_plan(sd, "melody", 10)
+    assert sum(n for _, n in plan) == 10
+    firsts = [int(n.pitch[0]) for n in ED.data_notes(sd, "melody", 10, 30.0) if len(n.pitch)]
+    assert firsts and len({json.dumps(f) for f, _ in plan}) == len(plan)
+    for fields, count in plan:
+        (pitch,) = fields["primer_melody"]
+        assert count == sum(p == pitch for p in (firsts * 10)[:10])
+    poly = sets.load(Path(store["examples"]) / "poly")
+    chords = [
+        sorted({int(p) for p in n.pitch[n.start <= n.start.min()]})
+        for n in ED.data_notes(poly, "polyphony", 10, 30.0)
+    ]
+    plan = ED.primer_plan(poly, "polyphony", 10)
+    assert sorted(f["primer_pitches"] for f, n in plan for _ in range(n)) == sorted(
+        (chords * 10)[:10]
+    )
+    perf = sets.load(Path(store["examples"]) / "perf")
+    assert ED.primer_plan(perf, "performance", 10) == [({}, 10)]
+
+
 def test_adherence_measures_density_and_histogram() -> None:
     # 2 samples of 2 s: 4 and 6 C/G notes -> 2.5 notes/s on average
     a = MS.NoteArrays.from_notes([60] * 4, [0, 0.5, 1, 1.5], [0.5, 1, 1.5, 2], total_time=2.0)

@@ -17,8 +17,10 @@ model the stage computes:
   musical unit), and the same on extra eval sets (``evaluate.extra_eval_sets``: cross-corpus
   perplexity, only for sets of the same event space);
 * **generated samples** from the one generation engine (:func:`modeling.generate.generate`):
-  melodies from Magenta's default primer, lead-sheet melodies over chord progressions taken from
-  the eval split, polyphony unprimed, performances with the data's average controls and with each
+  melodies primed with the first note of eval examples (Magenta primes one middle C, which puts
+  every sample of a model without key normalisation in C), lead-sheet melodies over chord
+  progressions taken from the eval split, polyphony primed with their first chord,
+  performances with the data's average controls and with each
   requested control (``evaluate.performance_requests``);
 * **musical statistics** (:mod:`modeling.musicstats`) of the samples against the same statistics
   of eval examples decoded by the family (note-seq) and cut to the generated length, and of a

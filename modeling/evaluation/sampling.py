@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from modeling import musicstats as MS
-from modeling.evaluation.sets import SetData, family_of, notes_of, progressions
+from modeling.evaluation.sets import SetData, family_of, notes_of, primer_plan, progressions
 from modeling.evaluation.settings import SECONDS_PER_STEP, EvalError, Settings
 
 
@@ -102,33 +102,32 @@ def planned_span(model: Any, settings: Settings) -> float:
 
 
 def generate_plain(model: Any, settings: Settings, sd: SetData) -> Generated:
-    """Samples without controls: melody (Magenta's middle-C primer), polyphony, performance,
-    and, for a chord-conditioned family, over the eval split's chord progressions (one request
-    per progression)."""
-    family, seed = model.family, settings.seed
+    """Samples without controls: for a chord-conditioned family over the eval split's chord
+    progressions, otherwise primed as the family says (melody: each eval example's first note,
+    polyphony: its first chord, performance: Magenta's second of silence); one request per
+    progression or primer."""
+    family = model.family
     if family_of(family).CHORDS:
-        gen = Generated([], [], [], 0.0)
-        for i, (prog, count) in enumerate(chord_plan(sd, settings)):
-            plan, samples, seqs = run_request(
-                model,
-                make_request(
-                    settings,
-                    seed + i,
-                    num_outputs=count,
-                    backing_chords=prog["backing_chords"],
-                    steps_per_chord=prog["steps_per_chord"],
-                ),
-            )
-            part = cut_to_span(family, plan, samples, seqs)
-            gen.notes += part.notes
-            gen.events += part.events
+        groups = [
+            ({"backing_chords": p["backing_chords"], "steps_per_chord": p["steps_per_chord"]}, n)
+            for p, n in chord_plan(sd, settings)
+        ]
+    else:
+        length = length_request(family, settings)  # a chord grid sets its own length
+        groups = [({**length, **f}, n) for f, n in primer_plan(sd, family, settings.num_samples)]
+    gen = Generated([], [], [], 0.0)
+    for i, (fields, count) in enumerate(groups):
+        request = {**fields, "num_outputs": count}
+        plan, samples, seqs = run_request(
+            model, make_request(settings, settings.seed + i, **request)
+        )
+        part = cut_to_span(family, plan, samples, seqs)
+        gen.notes += part.notes
+        gen.events += part.events
+        if "chord_pitches" in plan.cond:
             gen.chords += [plan.cond["chord_pitches"][0, : len(e)].numpy() for e in part.events]
-            gen.span = max(gen.span, part.span)
-        return gen
-    plan, samples, seqs = run_request(
-        model, make_request(settings, seed, **length_request(family, settings))
-    )
-    return cut_to_span(family, plan, samples, seqs)
+        gen.span = max(gen.span, part.span)
+    return gen
 
 
 def chord_plan(sd: SetData, settings: Settings) -> list[tuple[dict[str, Any], int]]:

@@ -8,6 +8,7 @@ n-gram baseline (fitted on the train split).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,23 @@ def data_notes(sd: SetData, family: str, count: int, seconds: float) -> list[MS.
         out.append(notes_of(family, ns).window(0.0, seconds))
     return out
 
+
+def primer_plan(sd: SetData, family: str, count: int) -> list[tuple[dict[str, Any], int]]:
+    """(request fields, samples) pairs totalling ``count``: the family's primer from each of
+    ``count`` eval examples (cycled when the split has fewer), equal primers as one request;
+    ``[({}, count)]`` when the family primes nothing from data."""
+    hook = family_of(family).eval_primer
+    examples = data_notes(sd, family, count, PRIMER_SECONDS)
+    fields = [hook(notes) or {} for notes in examples] or [{}]
+    counts: dict[str, int] = {}
+    for i in range(count):
+        key = json.dumps(fields[i % len(fields)], sort_keys=True)
+        counts[key] = counts.get(key, 0) + 1
+    return [(json.loads(key), n) for key, n in counts.items()]
+
+
+PRIMER_SECONDS = 30.0
+"""How much of an eval example's opening a primer hook sees."""
 
 POOL_EXAMPLES = 256
 """Eval examples decoded for the noise floor and percentiles (spread evenly over the split)."""

@@ -186,6 +186,11 @@ def _every_pitch(event_space: str) -> int:
     return 0
 
 
+def _no_eval_primer(notes: Any) -> Mapping[str, Any] | None:
+    """No primer from the data: evaluation samples start as Magenta's generators do."""
+    return None
+
+
 def _no_controls(encoding: Encoding) -> tuple[str, ...]:
     """No control request fields: the family's encodings are conditioned on none."""
     return ()
@@ -199,6 +204,7 @@ DEFAULT_HOOKS: Mapping[str, Any] = {
     "generated_span": _metered_span,
     "lowest_pitch": _every_pitch,
     "request_controls": _no_controls,
+    "eval_primer": _no_eval_primer,
 }
 """The ``Family`` hooks most families share; a hook module overrides one by listing it."""
 
@@ -350,6 +356,12 @@ class Family(Protocol):
 
     def vocabulary_size(self, event_space: str) -> int:
         """Stored-event classes: the perplexity of a uniform model over them."""
+        ...
+
+    def eval_primer(self, notes: Any) -> Mapping[str, Any] | None:
+        """Request fields that prime a plain evaluation sample with the opening of one eval
+        example (``notes``: its :class:`~modeling.musicstats.NoteArrays`), so samples start
+        where the data they are compared with starts; None: the family's default primer."""
         ...
 
     def uniform_events(

@@ -42,6 +42,14 @@ def uniform_events(
     return rng.integers(0, vocabulary_size(event_space), steps)
 
 
+def eval_primer(notes: Any) -> Mapping[str, Any] | None:
+    """The eval example's first note as a one-note primer (Magenta's primer is one middle C):
+    a model without key normalisation (mono_rnn) then plays in the data's keys, not C's."""
+    if len(notes.pitch) == 0:
+        return None
+    return {"primer_melody": [int(notes.pitch[0])]}
+
+
 def lowest_pitch(event_space: str) -> int:
     """MIDI pitch of the lowest stored note (chord-tone ratios read pitches from it)."""
     return parse_event_space(event_space)[0]

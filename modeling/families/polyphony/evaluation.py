@@ -56,4 +56,14 @@ def uniform_events(
     return np.concatenate([[START], body[:cut], [END]])
 
 
+def eval_primer(notes: Any) -> Mapping[str, Any] | None:
+    """The eval example's opening chord as Polyphony RNN's ``primer_pitches``: the models train
+    on transposed chorales and evaluate against untransposed ones, so an unprimed sample's key
+    is not the data's; primed with the data's first chord it is."""
+    if len(notes.pitch) == 0:
+        return None
+    first = notes.pitch[notes.start <= notes.start.min() + 1e-9]
+    return {"primer_pitches": sorted({int(p) for p in first})}
+
+
 __all__ = hook_exports(globals())
