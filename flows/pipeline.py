@@ -91,8 +91,14 @@ def rebuild(root: str = str(REPO_ROOT)) -> dict[str, list[str]]:
     return done
 
 
+def trained_models(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every model ``dvc repro`` trains, ``variants`` and ``finetunes`` alike (both register
+    under their own name, so a refresh fine-tunes either from its champion)."""
+    return {**(params.get("variants") or {}), **(params.get("finetunes") or {})}
+
+
 def affected(params: dict[str, Any], corpora: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(example sets, variants) that read any of ``corpora``: what a refresh must rebuild."""
+    """(example sets, models) that read any of ``corpora``: what a refresh must rebuild."""
     corpora = set(corpora)
     sets = sorted(
         name
@@ -100,9 +106,7 @@ def affected(params: dict[str, Any], corpora: Iterable[str]) -> tuple[list[str],
         if corpora & set(spec.get("corpora") or ())
     )
     variants = sorted(
-        name
-        for name, spec in (params.get("variants") or {}).items()
-        if spec.get("example_set") in sets
+        name for name, spec in trained_models(params).items() if spec.get("example_set") in sets
     )
     return sets, variants
 
@@ -172,7 +176,7 @@ def refresh(root: str = str(REPO_ROOT)) -> dict[str, Any]:
     steps = int((params.get("refresh") or {}).get("finetune_steps", 50))
     results = {
         v: finetune.with_options(name=f"finetune-{v}")(
-            v, params["variants"][v]["example_set"], root, steps
+            v, trained_models(params)[v]["example_set"], root, steps
         )
         for v in variants
     }

@@ -62,6 +62,24 @@ TINY_PARAMS = {
 }
 
 
+def test_refresh_covers_fine_tuned_models_too() -> None:
+    """A fine-tune reading a refreshed set (the controlled performance models) is rebuilt too."""
+    from flows import pipeline
+
+    params = {
+        "example_sets": {"perf": {"corpora": ["inbox"]}, "edm": {"corpora": ["tunes"]}},
+        "variants": {"performance_with_dynamics": {"example_set": "perf"}},
+        "finetunes": {
+            "multiconditioned_performance_with_dynamics": {"example_set": "perf"},
+            "edm_rnn": {"example_set": "edm"},
+        },
+    }
+    assert pipeline.affected(params, ["inbox"]) == (
+        ["perf"],
+        ["multiconditioned_performance_with_dynamics", "performance_with_dynamics"],
+    )
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scratch motif project: code, dvc.yaml, tiny params, five tunes in the inbox."""
