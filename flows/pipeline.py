@@ -105,10 +105,10 @@ def affected(params: dict[str, Any], corpora: Iterable[str]) -> tuple[list[str],
         for name, spec in (params.get("example_sets") or {}).items()
         if corpora & set(spec.get("corpora") or ())
     )
-    variants = sorted(
+    models = sorted(
         name for name, spec in trained_models(params).items() if spec.get("example_set") in sets
     )
-    return sets, variants
+    return sets, models
 
 
 def inbox_corpora(params: dict[str, Any]) -> dict[str, Path]:
@@ -171,14 +171,13 @@ def refresh(root: str = str(REPO_ROOT)) -> dict[str, Any]:
             "no new files in %s", ", ".join(str(p) for p in inboxes.values()) or "any inbox"
         )
         return {"ingested": [], "example_sets": [], "finetuned": {}}
-    sets, variants = affected(params, changed)
+    sets, models = affected(params, changed)
     repro.with_options(name="repro-examples")([f"examples@{s}" for s in sets], root)
     steps = int((params.get("refresh") or {}).get("finetune_steps", 50))
+    specs = trained_models(params)
     results = {
-        v: finetune.with_options(name=f"finetune-{v}")(
-            v, trained_models(params)[v]["example_set"], root, steps
-        )
-        for v in variants
+        v: finetune.with_options(name=f"finetune-{v}")(v, specs[v]["example_set"], root, steps)
+        for v in models
     }
     return {"ingested": changed, "example_sets": sets, "finetuned": results}
 

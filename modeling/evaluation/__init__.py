@@ -20,8 +20,8 @@ model the stage computes:
   melodies primed with the first note of eval examples (Magenta primes one middle C, which puts
   every sample of a model without key normalisation in C), lead-sheet melodies over chord
   progressions taken from the eval split, polyphony primed with their first chord,
-  performances with the data's average controls and with each
-  requested control (``evaluate.performance_requests``);
+  performances with the data's average controls and with each requested control
+  (``evaluate.performance_requests``);
 * **musical statistics** (:mod:`modeling.musicstats`) of the samples against the same statistics
   of eval examples decoded by the family (note-seq) and cut to the generated length, and of a
   uniform random model (every stored event equally likely: perplexity = vocabulary size) sampled
