@@ -441,8 +441,8 @@ def test_progressions_reproduce_the_eval_chords(store: dict) -> None:
 
 def test_melody_samples_are_primed_with_the_eval_openings(store: dict) -> None:
     """Each melody sample starts from the first note of an eval example (cycled to the sample
-    count, equal primers batched), each polyphony sample from its first chord; performance
-    keeps Magenta's default (a second of silence)."""
+    count, equal primers batched), each polyphony and performance sample from its first chord
+    (a performance's: the notes starting within 50 ms of its first)."""
     sets = ED.Sets(Path(store["examples"]))
     sd = sets.load(Path(store["examples"]) / "mel")
     plan = ED.primer_plan(sd, "melody", 10)
@@ -462,7 +462,14 @@ def test_melody_samples_are_primed_with_the_eval_openings(store: dict) -> None:
         (chords * 10)[:10]
     )
     perf = sets.load(Path(store["examples"]) / "perf")
-    assert ED.primer_plan(perf, "performance", 10) == [({}, 10)]
+    openings = [
+        sorted({int(p) for p in n.pitch[n.start <= n.start.min() + 0.05]})
+        for n in ED.data_notes(perf, "performance", 10, 30.0)
+    ]
+    plan = ED.primer_plan(perf, "performance", 10)
+    assert sorted(f["primer_pitches"] for f, n in plan for _ in range(n)) == sorted(
+        (openings * 10)[:10]
+    )
 
 
 def test_adherence_measures_density_and_histogram() -> None:

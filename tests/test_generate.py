@@ -104,8 +104,20 @@ def test_stepping_matches_training_forward(trained: dict, variant: str) -> None:
     """Every sampled step's distribution equals the one the training forward pass gives for the
     finished sequence: incremental features, carried LSTM/attention state, priming, chord and
     control alignment and masks all agree with the training contract."""
-    model = load(trained, variant)
-    req = G.Request(num_outputs=3, seed=11, temperature=1.0, **CASES[variant])
+    assert_stepping_matches_forward(load(trained, variant), CASES[variant])
+
+
+def test_stepping_past_the_held_note_window(trained: dict) -> None:
+    """Past its window the engine feeds a performance only the newest events: the held-note
+    counts, controls and logits still equal the training path's over the whole sequence."""
+    model = load(trained, "multiconditioned_performance_with_dynamics")
+    model.encoding = dataclasses.replace(model.encoding, window=6)
+    assert G._feature_window(model.encoding, model.family) == 6
+    assert_stepping_matches_forward(model, CASES["multiconditioned_performance_with_dynamics"])
+
+
+def assert_stepping_matches_forward(model, case: dict) -> None:
+    req = G.Request(num_outputs=3, seed=11, temperature=1.0, **case)
     plan = G.build_plan(model, req)
     trace: list[dict] = []
     samples = G.Engine(model, plan).run(3, seed=11, trace=trace)

@@ -13,6 +13,7 @@ from _examples import TWINKLE
 from modeling import generate as G
 from modeling import primers as P
 from modeling import scales as S
+from modeling.families.performance.encoding import HELD_WINDOW
 
 
 @pytest.mark.parametrize(
@@ -163,7 +164,7 @@ def test_feature_windows() -> None:
             get_variant("multiconditioned_performance_with_dynamics").encoding,
             get_variant("multiconditioned_performance_with_dynamics").family,
         )
-        == 1
+        == HELD_WINDOW  # the sounding notes look back that far; the controls only at one
     )
     assert (
         G._feature_window(

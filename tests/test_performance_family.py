@@ -148,6 +148,27 @@ def fuzz_events(rng: np.random.Generator, length: int, num_velocity_bins: int) -
     return events
 
 
+def reference_held(events: np.ndarray, window: int) -> list[list[float]]:
+    """The held-notes columns by hand: after each event t, replay events t - window + 1 .. t as
+    note-seq's ``Performance.to_sequence`` does (a NOTE_OFF closes an open note of its pitch or
+    is ignored); per pitch, the open notes, then the steps since the newest one opened."""
+    events = [int(x) for x in events]
+    rows = []
+    for t in range(len(events)):
+        count, opened, clock = [0] * 128, [0] * 128, 0
+        for e in events[max(0, t - window + 1) : t + 1]:
+            if e < OFF(0):
+                count[e] += 1
+                opened[e] = clock
+            elif e < SHIFT(1):
+                count[e - OFF(0)] = max(0, count[e - OFF(0)] - 1)
+            elif e < VELOCITY:
+                clock += e - SHIFT(1) + 1
+        ages = [clock - opened[p] if count[p] else 0 for p in range(128)]
+        rows.append([float(c) for c in count] + [float(a) for a in ages])
+    return rows
+
+
 def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
     """Our batched inputs/labels/controls == note-seq's, for every position of every sequence.
     Returns the number of positions compared."""
@@ -160,9 +181,14 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
         batch[i, : len(s)] = torch.as_tensor(s)
         mask[i, : len(s)] = True
     cond = enc.conditions(batch, {"mask": mask})
-    x = enc.inputs(batch[:, :-1], cond)
+    full = enc.inputs(batch[:, :-1], cond)
     y = enc.labels(batch, cond)[:, 1:]
-    assert x.shape == (len(sequences), longest - 1, enc.input_size)
+    assert full.shape == (len(sequences), longest - 1, enc.input_size)
+    # Magenta's columns first, then the pitches sounding after each event (checked on their own).
+    magenta = enc.base
+    x, held = full[..., : magenta.input_size], full[..., magenta.input_size :]
+    assert held.shape[-1] == 256
+    held[..., 128:] *= enc.steps_per_second  # seconds -> steps, as the reference counts them
     compared = 0
     for i, s in enumerate(sequences):
         perf = performance_from_indices(s.tolist(), bins)
@@ -170,7 +196,11 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
         n = len(s) - 1
         assert np.array_equal(y[i, :n].numpy(), ref_y)
         got = x[i, :n].double().numpy()
-        width = enc.input_size
+        cap = enc.max_seconds * enc.steps_per_second  # ages are capped at the decoding's 5 s
+        ref_held = np.asarray(reference_held(s[:n], enc.window))
+        ref_held[:, 128:] = np.minimum(ref_held[:, 128:], cap)
+        assert np.array_equal(held[i, :n].round().numpy(), ref_held)
+        width = magenta.input_size
         assert ref_x.shape == (n, width)
         one_hot_from = width - num_classes(bins)
         assert np.array_equal(got[:, one_hot_from:], ref_x[:, one_hot_from:])  # events exact
@@ -181,7 +211,7 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
         if histogram:
             h0 = 8 if density else 0
             np.testing.assert_allclose(got[:, h0 : h0 + 12], ref_x[:, h0 : h0 + 12], atol=1e-7)
-            exact = enc.control_inputs(cond, 1, longest - 1)[i, :n, h0 : h0 + 12].numpy()
+            exact = magenta.control_inputs(cond, 1, longest - 1)[i, :n, h0 : h0 + 12].numpy()
             np.testing.assert_allclose(exact, ref_x[:, h0 : h0 + 12], rtol=0, atol=1e-13)
             ref_hist = np.asarray(HISTOGRAM.extract(perf))
             np.testing.assert_allclose(
@@ -239,9 +269,12 @@ def test_inputs_need_conditioning_one_longer_than_events() -> None:
 
 def test_variants_match_magenta() -> None:
     sizes = {
-        name: (v.encoding.input_size, v.encoding.num_classes, v.encoding.event_space)
+        name: (v.encoding.base.input_size, v.encoding.num_classes, v.encoding.event_space)
         for name, v in Q.VARIANTS.items()
     }
+    assert all(
+        v.encoding.input_size == v.encoding.base.input_size + 256 for v in Q.VARIANTS.values()
+    )
     assert sizes == {
         "performance": (356, 356, "performance:v0"),
         "performance_with_dynamics": (388, 388, "performance:v32"),
@@ -422,7 +455,7 @@ def test_control_from_request_follows_magentas_schedule() -> None:
         [float(v) for v in h] for h in magenta_controls(events, hists, total)
     ]
     x = enc.inputs(torch.as_tensor(events)[None], cond)
-    assert x.shape == (1, 200, 408)
+    assert x.shape == (1, 200, 408 + 256)  # controls, event one-hot, held notes
     # the input row t carries the control of position t + 1, encoded like note-seq does
     t = 150
     expect_bin = DENSITY.encoder.events_to_input([cond["note_density"][0, t + 1].item()], 0)
@@ -455,3 +488,20 @@ def test_scale_mask() -> None:
     assert mask.shape == (388,) and mask.dtype == torch.bool
     assert mask[ON(60)] and mask[ON(64)] and not mask[ON(61)]
     assert mask[OFF(61)] and mask[SHIFT(5)] and mask[VEL(3)]
+
+
+def test_held_notes_need_only_the_newest_window_of_events() -> None:
+    """The generation engine feeds the newest ``window`` events: the held counts and ages it
+    gets equal those of the whole history, for windows shorter and longer than the notes held."""
+    from modeling.families.performance.controls import held_notes
+
+    events = torch.as_tensor(fuzz_events(np.random.default_rng(3), 400, 32))[None]
+    for window in (1, 7, 64, 399, 400, 1000):
+        full = torch.cat(held_notes(events, window), dim=-1)[0]
+        assert full.numpy().astype(float).tolist() == reference_held(events[0].numpy(), window)
+        for t in range(0, 400, 13):
+            newest = events[:, max(0, t - window + 1) : t + 1]
+            assert torch.equal(torch.cat(held_notes(newest, window), dim=-1)[0, -1], full[t])
+    count, age = held_notes(events, 400)
+    assert int(count.sum(-1).max()) > 3 and int(count.max()) > 1  # chords and unisons
+    assert int(age.max()) > 100  # a note held over a second

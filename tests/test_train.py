@@ -524,7 +524,7 @@ def test_conditioned_performance_starts_as_its_unconditioned_source(
     assert controls == dst.encoding.control_size == dst.input_size - src.input_size > 0
     ckpt.load_state(dst, ckpt.with_control_inputs(src.state_dict(), controls), "src")
     events = torch.randint(0, src.num_classes, (3, 20))
-    x = torch.nn.functional.one_hot(events, src.num_classes).float()
+    x = src.encoding.inputs(events, {})  # the event one-hot and the sounding notes
     noise = torch.rand(3, 20, controls)  # any control values
     with torch.no_grad():
         torch.testing.assert_close(dst(torch.cat([noise, x], -1)), src(x), rtol=0, atol=1e-6)

@@ -227,18 +227,19 @@ def evaluate_model(
         }
         gen = Generated([], [])
         for i, req in enumerate(control_requests(model, settings, data_request)):
-            plan, samples, seqs = run_request(
-                model,
-                make_request(
-                    settings,
-                    settings.seed + 101 * i,
-                    **length_request(family, settings),
-                    **req["controls"],
-                ),
-            )
-            part = cut_to_span(family, plan, samples, seqs)
-            if i == 0:
-                gen = part
+            if i == 0:  # the statistics' samples: primed from the data as plain ones are
+                part = gen = generate_plain(model, settings, sd, req["controls"])
+            else:
+                plan, samples, seqs = run_request(
+                    model,
+                    make_request(
+                        settings,
+                        settings.seed + 101 * i,
+                        **length_request(family, settings),
+                        **req["controls"],
+                    ),
+                )
+                part = cut_to_span(family, plan, samples, seqs)
             controls.append(
                 {
                     "name": req["name"],

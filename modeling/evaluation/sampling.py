@@ -101,11 +101,13 @@ def planned_span(model: Any, settings: Settings) -> float:
     return end - begin
 
 
-def generate_plain(model: Any, settings: Settings, sd: SetData) -> Generated:
-    """Samples without controls: for a chord-conditioned family over the eval split's chord
+def generate_plain(
+    model: Any, settings: Settings, sd: SetData, controls: Mapping[str, Any] | None = None
+) -> Generated:
+    """Samples like the data: for a chord-conditioned family over the eval split's chord
     progressions, otherwise primed as the family says (melody: each eval example's first note,
-    polyphony: its first chord, performance: Magenta's second of silence); one request per
-    progression or primer."""
+    polyphony and performance: its first chord); one request per progression or primer, each
+    with ``controls`` (a controlled performance's data-average request) when given."""
     family = model.family
     if family_of(family).CHORDS:
         groups = [
@@ -117,7 +119,7 @@ def generate_plain(model: Any, settings: Settings, sd: SetData) -> Generated:
         groups = [({**length, **f}, n) for f, n in primer_plan(sd, family, settings.num_samples)]
     gen = Generated([], [], [], 0.0)
     for i, (fields, count) in enumerate(groups):
-        request = {**fields, "num_outputs": count}
+        request = {**fields, **(controls or {}), "num_outputs": count}
         plan, samples, seqs = run_request(
             model, make_request(settings, settings.seed + i, **request)
         )

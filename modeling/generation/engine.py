@@ -8,9 +8,10 @@
 * every output (and every beam branch) is a row of one batch; the primer is fed once with
   :meth:`EventRNN.forward` and its state copied to all rows, then :meth:`EventRNN.step` advances
   every row one event at a time; the LSTM state and the attention window are carried, never
-  recomputed. Input features of encodings that read only the newest event (the family's
-  ``feature_window``) are computed from it alone; the key-melody / lookback encodings, whose
-  features are cumulative scans over the whole melody, are re-scanned over the (short) history.
+  recomputed. Input features of encodings that read only the newest events (the family's
+  ``feature_window``: one event, or the performance's held-note window) are computed from those
+  alone; the key-melody / lookback encodings, whose features are cumulative scans over the whole
+  melody, are re-scanned over the (short) history.
 * sampling is Gumbel-max on ``log_softmax(logits / temperature)`` with noise drawn per (seed,
   step) from a fresh generator, so row i always sees the same noise: a seed reproduces the bytes.
 * beam search is Magenta's (``magenta/common/beam_search.py``): ``beam_size`` copies, each branched
@@ -98,17 +99,18 @@ class Engine:
         self, buf: torch.Tensor, lengths: torch.Tensor, ucum: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Input row (R, input_size) that predicts the event after each row's history."""
-        rows = buf.shape[0]
-        if self.window is not None:
-            w = self.window
-            pos = (lengths.unsqueeze(1) - w + torch.arange(w + 1)).clamp(min=0)  # len-w .. len
+        rows, w = buf.shape[0], self.window
+        if w is not None and int(lengths.min()) >= w:
+            pos = lengths.unsqueeze(1) - w + torch.arange(w + 1)  # len-w .. len
             events = buf.gather(1, pos[:, :w])
             return self.encoding.inputs(events, self.cond_at(pos, ucum))[:, -1]
+        # Whole histories (or the newest ``w`` events where longer), grouped by length.
         out = torch.empty(rows, self.model.input_size)
         for L, idx in _by_length(lengths):
-            pos = torch.arange(L + 1).expand(len(idx), L + 1)
+            start = 0 if w is None else max(0, L - w)
+            pos = torch.arange(start, L + 1).expand(len(idx), L + 1 - start)
             cond = self.cond_at(pos, None if ucum is None else ucum[idx])
-            out[idx] = self.encoding.inputs(buf[idx, :L], cond)[:, -1].float()
+            out[idx] = self.encoding.inputs(buf[idx, start:L], cond)[:, -1].float()
         return out
 
     def decode(

@@ -198,8 +198,8 @@ def check_init_compatible(src: dict[str, Any], model: EventRNN, source: str) -> 
     A different variant *name* is accepted when its encoding is the same (``edm_rnn`` is
     fine-tuned from ``attention_rnn``: same key-melody encoding and event space), or when the
     model is the source's events plus conditioning: a controlled performance variant starts from
-    ``performance_with_dynamics`` (same events, ``control_size`` control columns in front), so it
-    skips the plateau the unconditioned model already left.
+    ``performance_with_dynamics`` (same input columns, ``control_size`` control columns in
+    front of them), so it skips the plateau the unconditioned model already left.
     """
     mine = model.describe()
     if src.get("event_space") != mine["event_space"]:
@@ -216,8 +216,8 @@ def check_init_compatible(src: dict[str, Any], model: EventRNN, source: str) -> 
         controls > 0
         and model.first is None
         and src.get("family") == mine["family"]
-        and src.get("num_classes") == mine["num_classes"] == src.get("input_size")
-        and mine["input_size"] == controls + mine["num_classes"]
+        and src.get("num_classes") == mine["num_classes"]
+        and mine["input_size"] == controls + src.get("input_size", -1)
     )
     if not adds_controls:
         raise UsageError(

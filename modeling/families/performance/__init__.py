@@ -25,8 +25,10 @@ Layout (the package exposes the ``Family`` protocol only; :mod:`modeling.familie
 
 * :mod:`.config`: index space, :class:`PerformanceExtractConfig`, instrument selection;
 * :mod:`.extract` (note-seq path) and :mod:`.fast` (note arrays, the default): extraction rules;
-* :mod:`.controls`: time and control features of event batches; :mod:`.encoding`:
-  :class:`ControlledPerformance`; :mod:`.decoding`: events -> NoteSequence, primers, scale masks;
+* :mod:`.controls`: time, control and held-note features of event batches; :mod:`.encoding`:
+  :class:`ControlledPerformance` and :class:`HeldNotes`, which every variant wraps its encoding
+  in (per pitch, the notes held and for how long); :mod:`.decoding`: events -> NoteSequence,
+  primers, scale masks;
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""The control-conditioned performance encoding (:class:`ControlledPerformance`).
+"""The performance encodings: :class:`ControlledPerformance` and the :class:`HeldNotes` wrapper.
 
-Plain performances use :class:`~modeling.families.onehot.OneHot`; this one prepends the
-controls of :mod:`.controls` to it, as note-seq's ``ConditionalEventSequenceEncoderDecoder``.
+Plain performances use :class:`~modeling.families.onehot.OneHot`; :class:`ControlledPerformance`
+prepends the controls of :mod:`.controls` to it, as note-seq's
+``ConditionalEventSequenceEncoderDecoder``. Every performance variant wraps one of the two in
+:class:`HeldNotes`, which appends how many notes of each pitch are held; :func:`controls_of`
+reaches the controlled encoding through the wrapper.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modeling.families.base import Cond, lazy_import
+from modeling.families.onehot import OneHot
 from modeling.families.performance.config import (
     DEFAULT_NOTE_DENSITY,
     DEFAULT_PITCH_HISTOGRAM,
@@ -20,6 +24,7 @@ from modeling.families.performance.config import (
     DENSITY_WINDOW_SECONDS,
     HISTOGRAM_PRIOR_COUNT,
     HISTOGRAM_WINDOW_SECONDS,
+    MAX_NOTE_DURATION_SECONDS,
     STEPS_PER_SECOND,
     event_space_name,
     num_classes,
@@ -27,6 +32,7 @@ from modeling.families.performance.config import (
 from modeling.families.performance.controls import (
     density_bins,
     event_start_steps,
+    held_notes,
     normalise_histogram,
     note_density,
     pitch_histogram,
@@ -234,3 +240,72 @@ def _histogram_values(
     if not rows:
         raise ValueError("pitch_class_histogram is empty")
     return [[float(v) for v in row] for row in rows]
+
+
+HELD_WINDOW = 256
+"""Events a note stays counted as held without a NOTE_OFF: a few seconds of the densest piano
+data (ASAP: ~60 events/s), twenty of the chorales; a note held longer is stuck anyway."""
+
+
+@dataclass(frozen=True)
+class HeldNotes:
+    """A performance encoding plus 2 x 128 input columns: per pitch, the notes held after each
+    event and the seconds the newest of them has sounded (capped at ``max_seconds``).
+
+    Magenta's Performance RNN reads only the newest event and must keep in its LSTM state which
+    of 128 pitches it holds and since when. Measured on small models (2 x 128 cells): a third of
+    the sampled NOTE_OFFs released a pitch that was not held, and held notes hung to the 5 s
+    decoding cap. With these columns (:func:`held_notes`, counted as note-seq decodes) the model
+    sees what it holds and for how long. Labels, the event space and the base's input columns
+    are unchanged, so the base's parity with note-seq still holds column for column; the new
+    columns come last, after any controls.
+    """
+
+    base: OneHot | ControlledPerformance
+    window: int = HELD_WINDOW
+    steps_per_second: int = STEPS_PER_SECOND
+    max_seconds: float = MAX_NOTE_DURATION_SECONDS
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    @property
+    def event_space(self) -> str:
+        return self.base.event_space
+
+    @property
+    def num_classes(self) -> int:
+        return self.base.num_classes
+
+    @property
+    def input_size(self) -> int:
+        return self.base.input_size + 2 * 128
+
+    def __getattr__(self, attr: str) -> Any:
+        """The rest of the base's interface (``control_size``, ``control_from_request``, ``density``
+        ... of a controlled base), so the wrapper stands wherever its base does."""
+        if attr.startswith("__") or attr == "base":
+            raise AttributeError(attr)
+        return getattr(self.base, attr)
+
+    def inputs(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+        base = self.base.inputs(events, cond)
+        count, age = held_notes(events, self.window)
+        seconds = age.to(base.dtype).div_(self.steps_per_second).clamp_(max=self.max_seconds)
+        return torch.cat([base, count.to(base.dtype), seconds], dim=-1)
+
+    def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+        return self.base.labels(events, cond)
+
+    def conditions(self, events: torch.Tensor, stored: Cond) -> dict[str, torch.Tensor]:
+        return self.base.conditions(events, stored)
+
+    def decode_label(self, labels: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
+        return self.base.decode_label(labels, events)
+
+
+def controls_of(encoding: Any) -> ControlledPerformance | None:
+    """The control-conditioned encoding inside ``encoding`` (itself or a wrapped one), or None."""
+    inner = encoding.base if isinstance(encoding, HeldNotes) else encoding
+    return inner if isinstance(inner, ControlledPerformance) else None

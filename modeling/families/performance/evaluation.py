@@ -15,7 +15,7 @@ from modeling.families.base import event_decoder, hook_exports, lazy_import
 from modeling.families.performance.config import STEPS_PER_SECOND, num_classes
 from modeling.families.performance.controls import shift_steps
 from modeling.families.performance.decoding import to_note_sequence
-from modeling.families.performance.encoding import ControlledPerformance
+from modeling.families.performance.encoding import controls_of
 
 if TYPE_CHECKING:
     import torch
@@ -76,15 +76,27 @@ def generated_span(plan: Any, seconds_per_step: float) -> tuple[float, float]:
     return begin, float(plan.target_units) / STEPS_PER_SECOND
 
 
+def eval_primer(notes: Any) -> Mapping[str, Any] | None:
+    """The eval example's opening chord (notes starting within 50 ms of the first) as
+    ``primer_pitches``: the models train on transposed performances and evaluate against
+    untransposed ones, so an unprimed sample's key is not the data's; primed with the data's
+    first chord it is (as for polyphony)."""
+    if len(notes.pitch) == 0:
+        return None
+    first = notes.pitch[notes.start <= notes.start.min() + 0.05]
+    return {"primer_pitches": sorted({int(p) for p in first})}
+
+
 def request_controls(encoding: Any) -> tuple[str, ...]:
     """Control request fields ``encoding`` is conditioned on (density and/or histogram)."""
-    if not isinstance(encoding, ControlledPerformance):
+    controlled = controls_of(encoding)
+    if controlled is None:
         return ()
     return tuple(
         name
         for name, on in (
-            ("notes_per_second", encoding.density),
-            ("pitch_class_histogram", encoding.histogram),
+            ("notes_per_second", controlled.density),
+            ("pitch_class_histogram", controlled.histogram),
         )
         if on
     )

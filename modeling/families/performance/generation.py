@@ -23,7 +23,11 @@ from modeling.families.performance.config import (
 )
 from modeling.families.performance.controls import shift_steps
 from modeling.families.performance.decoding import primer_events, scale_mask, to_note_sequence
-from modeling.families.performance.encoding import ControlledPerformance
+from modeling.families.performance.encoding import (
+    ControlledPerformance,
+    HeldNotes,
+    controls_of,
+)
 from modeling.families.performance.evaluation import velocity_bins
 from modeling.generation.units import StepUnits
 
@@ -56,7 +60,9 @@ def playable_range(event_space: str) -> tuple[int, int] | None:
 
 def feature_window(encoding: Any) -> int | None:
     """One-hot and control-conditioned performances read only the newest event (the controls
-    come from the clock, looked up per position)."""
+    come from the clock, looked up per position); the held notes the newest ``window``."""
+    if isinstance(encoding, HeldNotes):
+        return encoding.window
     return 1 if isinstance(encoding, (OneHot, ControlledPerformance)) else None
 
 
@@ -67,9 +73,9 @@ def generation_plan(model: Any, req: Any) -> Any:
     from modeling.generation.errors import GenerateError
     from modeling.generation.plan import Plan
 
-    enc = model.encoding
-    nvb = velocity_bins(enc.event_space)
-    controlled = isinstance(enc, ControlledPerformance)
+    nvb = velocity_bins(model.encoding.event_space)
+    enc = controls_of(model.encoding)
+    controlled = enc is not None
     if req.notes_per_second is not None and not (controlled and enc.density):
         raise GenerateError(
             "notes_per_second",

@@ -5,17 +5,21 @@ from __future__ import annotations
 from modeling.families.base import HParams, VariantConfig, variant_table
 from modeling.families.onehot import OneHot
 from modeling.families.performance.config import NAME, event_space_name, num_classes
-from modeling.families.performance.encoding import ControlledPerformance
+from modeling.families.performance.encoding import ControlledPerformance, HeldNotes
 
 _HPARAMS = HParams(batch_size=64, rnn_layer_sizes=(512, 512, 512), dropout_keep_prob=1.0)
 
-PERFORMANCE = OneHot("performance", event_space_name(0), num_classes(0))
-PERFORMANCE_WITH_DYNAMICS = OneHot(
-    "performance_with_dynamics", event_space_name(32), num_classes(32)
+# Every variant also sees the pitches it holds (:class:`HeldNotes`): Magenta's inputs plus
+# 128 columns, the same events and labels.
+PERFORMANCE = HeldNotes(OneHot("performance", event_space_name(0), num_classes(0)))
+PERFORMANCE_WITH_DYNAMICS = HeldNotes(
+    OneHot("performance_with_dynamics", event_space_name(32), num_classes(32))
 )
-DENSITY_CONDITIONED = ControlledPerformance("density_conditioned", density=True)
-PITCH_CONDITIONED = ControlledPerformance("pitch_conditioned", histogram=True)
-MULTICONDITIONED = ControlledPerformance("multiconditioned", density=True, histogram=True)
+DENSITY_CONDITIONED = HeldNotes(ControlledPerformance("density_conditioned", density=True))
+PITCH_CONDITIONED = HeldNotes(ControlledPerformance("pitch_conditioned", histogram=True))
+MULTICONDITIONED = HeldNotes(
+    ControlledPerformance("multiconditioned", density=True, histogram=True)
+)
 
 VARIANTS: dict[str, VariantConfig] = variant_table(
     NAME,
