@@ -99,6 +99,8 @@ class Encoding(Protocol):
         """Stored event index (B,) that class ``labels`` (B,) means after history ``events`` (B, T).
 
         Identity for plain one-hot encodings; lookback labels ("repeat 1 bar ago") resolve here.
+        An encoding may also offer ``last_input(events, cond)``, equal to ``inputs(...)[:, -1]``
+        but cheaper; generation, which needs one row per step, then calls it instead.
         """
         ...
 

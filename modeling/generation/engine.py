@@ -103,15 +103,21 @@ class Engine:
         if w is not None and int(lengths.min()) >= w:
             pos = lengths.unsqueeze(1) - w + torch.arange(w + 1)  # len-w .. len
             events = buf.gather(1, pos[:, :w])
-            return self.encoding.inputs(events, self.cond_at(pos, ucum))[:, -1]
+            return self._last_row(events, self.cond_at(pos, ucum))
         # Whole histories (or the newest ``w`` events where longer), grouped by length.
         out = torch.empty(rows, self.model.input_size)
         for L, idx in _by_length(lengths):
             start = 0 if w is None else max(0, L - w)
             pos = torch.arange(start, L + 1).expand(len(idx), L + 1 - start)
             cond = self.cond_at(pos, None if ucum is None else ucum[idx])
-            out[idx] = self.encoding.inputs(buf[idx, start:L], cond)[:, -1].float()
+            out[idx] = self._last_row(buf[idx, start:L], cond).float()
         return out
+
+    def _last_row(self, events: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The input row after the newest event: the encoding's ``last_input`` where it has one
+        (it skips the other rows), else the last row of ``inputs``."""
+        last = getattr(self.encoding, "last_input", None)
+        return last(events, cond) if last is not None else self.encoding.inputs(events, cond)[:, -1]
 
     def decode(
         self, labels: torch.Tensor, buf: torch.Tensor, lengths: torch.Tensor

