@@ -193,3 +193,25 @@ def reference_polyphony(
                 continue
             out.append((amount, reference_polyphony_events(moved)))
     return out, counts
+
+
+def reference_held(events: np.ndarray, window: int) -> list[list[float]]:
+    """The held-notes columns of ``HeldNotes`` by hand (NOTE_ON p = p, NOTE_OFF p = 128 + p,
+    TIME_SHIFT s = 255 + s, then velocities): after each event t, replay events t - window + 1
+    .. t as note-seq's ``Performance.to_sequence`` does (a NOTE_OFF closes an open note of its
+    pitch or is ignored); per pitch, the open notes, then the steps since the newest one opened."""
+    events = [int(x) for x in events]
+    rows = []
+    for t in range(len(events)):
+        count, opened, clock = [0] * 128, [0] * 128, 0
+        for e in events[max(0, t - window + 1) : t + 1]:
+            if e < 128:
+                count[e] += 1
+                opened[e] = clock
+            elif e < 256:
+                count[e - 128] = max(0, count[e - 128] - 1)
+            elif e < 256 + 100:
+                clock += e - 256 + 1
+        ages = [clock - opened[p] if count[p] else 0 for p in range(128)]
+        rows.append([float(c) for c in count] + [float(a) for a in ages])
+    return rows

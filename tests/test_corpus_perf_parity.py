@@ -26,6 +26,7 @@ import torch
 from _family_reference import (
     performance_from_indices,
     reference_encode,
+    reference_held,
     reference_performances,
     reference_polyphony,
 )
@@ -36,7 +37,7 @@ from modeling.families import performance as Q
 from modeling.families import polyphony as P
 from modeling.families.base import Dropped, Extracted
 from modeling.families.performance.config import NEUTRAL_PAD, PerformanceExtractConfig, num_classes
-from modeling.families.performance.encoding import ControlledPerformance
+from modeling.families.performance.encoding import controls_of
 from modeling.families.performance.fast import _Notes
 from modeling.families.polyphony.extract import PolyphonyExtractConfig
 
@@ -148,7 +149,7 @@ def test_performance_extraction_and_encoding_match_note_seq(
     files = sample_files(shared_data / corpus, pattern)
     enc = Q.VARIANTS[variant].encoding
     bins = enc.num_classes - num_classes(0)
-    conditioned = isinstance(enc, ControlledPerformance)
+    conditioned = controls_of(enc) is not None
     cfg = PerformanceExtractConfig(num_velocity_bins=bins, instrument_names=instruments)
     kept: list[np.ndarray] = []
     drops: Counter[str] = Counter()
@@ -199,8 +200,14 @@ def test_performance_extraction_and_encoding_match_note_seq(
         perf = performance_from_indices(events.tolist(), bins)
         ref_x, ref_y = reference_encode(perf, bins, density=conditioned, histogram=conditioned)
         assert np.array_equal(y[i, :n].numpy(), ref_y)
-        width = 20 if conditioned else 0
-        assert np.array_equal(x[i, :n, width:].numpy(), ref_x[:, width:])  # event one-hot
+        width, magenta = (20 if conditioned else 0), enc.base.input_size
+        assert np.array_equal(x[i, :n, width:magenta].numpy(), ref_x[:, width:])  # event one-hot
+        if i < 3:  # the held-note columns after them (slow by hand: three examples)
+            held = x[i, :n, magenta:].double().numpy()
+            held[:, 128:] *= enc.steps_per_second
+            ref_held = np.asarray(reference_held(events[:n], enc.window))
+            ref_held[:, 128:] = np.minimum(ref_held[:, 128:], enc.max_seconds * 100)
+            assert np.array_equal(held.round(), ref_held)
         if conditioned:
             assert np.array_equal(x[i, :n, :8].numpy(), ref_x[:, :8])  # density bins
             np.testing.assert_allclose(

@@ -14,6 +14,7 @@ from _family_reference import (
     HISTOGRAM,
     performance_from_indices,
     reference_encode,
+    reference_held,
     reference_performances,
 )
 from note_seq.protobuf import music_pb2
@@ -146,27 +147,6 @@ def fuzz_events(rng: np.random.Generator, length: int, num_velocity_bins: int) -
     if num_velocity_bins == 0:
         events = np.where(events >= VELOCITY, SHIFT(7), events)
     return events
-
-
-def reference_held(events: np.ndarray, window: int) -> list[list[float]]:
-    """The held-notes columns by hand: after each event t, replay events t - window + 1 .. t as
-    note-seq's ``Performance.to_sequence`` does (a NOTE_OFF closes an open note of its pitch or
-    is ignored); per pitch, the open notes, then the steps since the newest one opened."""
-    events = [int(x) for x in events]
-    rows = []
-    for t in range(len(events)):
-        count, opened, clock = [0] * 128, [0] * 128, 0
-        for e in events[max(0, t - window + 1) : t + 1]:
-            if e < OFF(0):
-                count[e] += 1
-                opened[e] = clock
-            elif e < SHIFT(1):
-                count[e - OFF(0)] = max(0, count[e - OFF(0)] - 1)
-            elif e < VELOCITY:
-                clock += e - SHIFT(1) + 1
-        ages = [clock - opened[p] if count[p] else 0 for p in range(128)]
-        rows.append([float(c) for c in count] + [float(a) for a in ages])
-    return rows
 
 
 def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
