@@ -3,8 +3,8 @@
 Plain performances use :class:`~modeling.families.onehot.OneHot`; :class:`ControlledPerformance`
 prepends the controls of :mod:`.controls` to it, as note-seq's
 ``ConditionalEventSequenceEncoderDecoder``. Every performance variant wraps one of the two in
-:class:`HeldNotes`, which appends how many notes of each pitch are held; :func:`controls_of`
-reaches the controlled encoding through the wrapper.
+:class:`HeldNotes`, which appends how many notes of each pitch are held and for how long;
+:func:`controls_of` reaches the controlled encoding through the wrapper.
 """
 
 from __future__ import annotations
@@ -253,9 +253,9 @@ class HeldNotes:
     event and the seconds the newest of them has sounded (capped at ``max_seconds``).
 
     Magenta's Performance RNN reads only the newest event and must keep in its LSTM state which
-    of 128 pitches it holds and since when. Measured on small models (2 x 128 cells): a third of
-    the sampled NOTE_OFFs released a pitch that was not held, and held notes hung to the 5 s
-    decoding cap. With these columns (:func:`held_notes`, counted as note-seq decodes) the model
+    of 128 pitches it holds and since when. Measured on small models (2 x 128 cells): a quarter
+    of the sampled NOTE_OFFs released a pitch that was not held, and a quarter of the notes
+    lasted over 2 s, many to the 5 s decoding cap (``bench/held_notes.py``). With these columns (:func:`held_notes`, counted as note-seq decodes) the model
     sees what it holds and for how long. Labels, the event space and the base's input columns
     are unchanged, so the base's parity with note-seq still holds column for column; the new
     columns come last, after any controls.
@@ -289,21 +289,23 @@ class HeldNotes:
             raise AttributeError(attr)
         return getattr(self.base, attr)
 
+    def _held(self, events: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The 2 x 128 held-note columns (B, T, 256): counts, then capped seconds."""
+        count, age = held_notes(events, self.window)
+        seconds = age.to(dtype).div_(self.steps_per_second).clamp_(max=self.max_seconds)
+        return torch.cat([count.to(dtype), seconds], dim=-1)
+
     def inputs(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
         base = self.base.inputs(events, cond)
-        count, age = held_notes(events, self.window)
-        seconds = age.to(base.dtype).div_(self.steps_per_second).clamp_(max=self.max_seconds)
-        return torch.cat([base, count.to(base.dtype), seconds], dim=-1)
+        return torch.cat([base, self._held(events, base.dtype)], dim=-1)
 
     def last_input(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
-        """``inputs(events, cond)[:, -1]`` without the other rows: generation's one row per step
-        (the base's columns from the newest event alone, 10x cheaper at the 256-event window)."""
+        """``inputs(events, cond)[:, -1]`` without the base's other rows: generation needs one
+        row per step, and the base's columns come from the newest event alone."""
         t = events.shape[1]
         newest = {k: v[:, t - 1 : t + 1] for k, v in cond.items()}
         base = self.base.inputs(events[:, -1:], newest)[:, -1]
-        count, age = held_notes(events, self.window)
-        seconds = age[:, -1].to(base.dtype).div_(self.steps_per_second).clamp_(max=self.max_seconds)
-        return torch.cat([base, count[:, -1].to(base.dtype), seconds], dim=-1)
+        return torch.cat([base, self._held(events, base.dtype)[:, -1]], dim=-1)
 
     def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
         return self.base.labels(events, cond)
