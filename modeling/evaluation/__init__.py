@@ -19,9 +19,9 @@ model the stage computes:
 * **generated samples** from the one generation engine (:func:`modeling.generate.generate`):
   melodies primed with the first note of eval examples (Magenta primes one middle C, which puts
   every sample of a model without key normalisation in C), lead-sheet melodies over chord
-  progressions taken from the eval split, polyphony primed with their first chord,
-  performances with the data's average controls and with each requested control
-  (``evaluate.performance_requests``);
+  progressions taken from the eval split, polyphony and performances primed with their first
+  chord (a controlled performance with the data's average controls), then each requested
+  control unprimed (``evaluate.performance_requests``);
 * **musical statistics** (:mod:`modeling.musicstats`) of the samples against the same statistics
   of eval examples decoded by the family (note-seq) and cut to the generated length, and of a
   uniform random model (every stored event equally likely: perplexity = vocabulary size) sampled

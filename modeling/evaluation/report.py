@@ -32,10 +32,10 @@ def render_report(
         f"improv {settings.melody_steps} steps, polyphony {settings.polyphony_steps} steps, "
         f"performance {settings.performance_seconds:g} s, temperature "
         f"{settings.temperature:g}, seed {settings.seed}; melodies primed with the first note "
-        "of eval examples, polyphony with their first chord, improv over their chords) with up "
-        f"to {settings.data_samples} eval examples cut to the same length, and with a uniform "
-        "random model (every stored event equally likely, perplexity = vocabulary size) sampled "
-        "at the same lengths. "
+        "of eval examples, polyphony and performance with their first chord, improv over their "
+        f"chords) with up to {settings.data_samples} eval examples cut to the same length, and "
+        "with a uniform random model (every stored event equally likely, perplexity = "
+        "vocabulary size) sampled at the same lengths. "
         "Histogram distances are total-variation distances (0 = identical, 1 = disjoint).",
         "",
         *quality_table(results),

@@ -255,8 +255,9 @@ class HeldNotes:
     Magenta's Performance RNN reads only the newest event and must keep in its LSTM state which
     of 128 pitches it holds and since when. Measured on small models (2 x 128 cells): a quarter
     of the sampled NOTE_OFFs released a pitch that was not held, and a quarter of the notes
-    lasted over 2 s, many to the 5 s decoding cap (``bench/held_notes.py``). With these columns (:func:`held_notes`, counted as note-seq decodes) the model
-    sees what it holds and for how long. Labels, the event space and the base's input columns
+    lasted over 2 s, many to the 5 s decoding cap (``bench/held_notes.py``). With these columns
+    (:func:`held_notes`, counted as note-seq decodes) the model sees what it holds and for how
+    long. Labels, the event space and the base's input columns
     are unchanged, so the base's parity with note-seq still holds column for column; the new
     columns come last, after any controls.
     """

@@ -81,10 +81,9 @@ def eval_primer(notes: Any) -> Mapping[str, Any] | None:
     ``primer_pitches``: the models train on transposed performances and evaluate against
     untransposed ones, so an unprimed sample's key is not the data's; primed with the data's
     first chord it is (as for polyphony)."""
-    if len(notes.pitch) == 0:
-        return None
-    first = notes.pitch[notes.start <= notes.start.min() + 0.05]
-    return {"primer_pitches": sorted({int(p) for p in first})}
+    from modeling.families.polyphony.evaluation import opening_chord
+
+    return opening_chord(notes, within=0.05)
 
 
 def request_controls(encoding: Any) -> tuple[str, ...]:

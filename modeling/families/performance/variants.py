@@ -9,8 +9,9 @@ from modeling.families.performance.encoding import ControlledPerformance, HeldNo
 
 _HPARAMS = HParams(batch_size=64, rnn_layer_sizes=(512, 512, 512), dropout_keep_prob=1.0)
 
-# Every variant also sees the pitches it holds (:class:`HeldNotes`): Magenta's inputs plus
-# 128 columns, the same events and labels.
+# Every variant also sees the notes it holds (:class:`HeldNotes`): Magenta's inputs plus
+# 2 x 128 columns (per pitch, notes held and seconds since the newest began), the same events
+# and labels.
 PERFORMANCE = HeldNotes(OneHot("performance", event_space_name(0), num_classes(0)))
 PERFORMANCE_WITH_DYNAMICS = HeldNotes(
     OneHot("performance_with_dynamics", event_space_name(32), num_classes(32))

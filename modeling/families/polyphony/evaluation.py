@@ -60,10 +60,16 @@ def eval_primer(notes: Any) -> Mapping[str, Any] | None:
     """The eval example's opening chord as Polyphony RNN's ``primer_pitches``: the models train
     on transposed chorales and evaluate against untransposed ones, so an unprimed sample's key
     is not the data's; primed with the data's first chord it is."""
+    return opening_chord(notes)
+
+
+def opening_chord(notes: Any, within: float = 1e-9) -> Mapping[str, Any] | None:
+    """``primer_pitches`` of the notes starting within ``within`` seconds of the first one (None
+    without notes); performance reuses it with a tolerance for played, unquantised onsets."""
     if len(notes.pitch) == 0:
         return None
-    first = notes.pitch[notes.start <= notes.start.min() + 1e-9]
+    first = notes.pitch[notes.start <= notes.start.min() + within]
     return {"primer_pitches": sorted({int(p) for p in first})}
 
 
-__all__ = hook_exports(globals())
+__all__ = hook_exports(globals(), "opening_chord")
