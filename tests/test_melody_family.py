@@ -23,7 +23,7 @@ from _melody_reference import (
 from note_seq import melodies_lib, sequences_lib
 from note_seq.protobuf import music_pb2
 
-from modeling.families import melody
+from modeling.families import base, melody
 from modeling.families.base import Encoding, Extracted
 from modeling.families.melody.encoding import KeyMelody, class_pitches
 from modeling.families.melody.extract import (
@@ -109,6 +109,29 @@ def test_batched_padded_rows_equal_single_rows(variant: str) -> None:
         single = torch.as_tensor(r).long()[None]
         assert torch.equal(bx[i, : len(r)], enc.inputs(single, {})[0])
         assert torch.equal(by[i, : len(r)], enc.labels(single, {})[0])
+
+
+@pytest.mark.parametrize("variant", MELODY_VARIANTS)
+def test_label_aliases_are_every_class_that_plays_the_event(variant: str) -> None:
+    """``label_aliases`` marks exactly the classes ``decode_label`` turns into each event (the
+    canonical label among them); encodings without repeat classes have none."""
+    enc = melody.VARIANTS[variant].encoding
+    lo, hi = parse_event_space(enc.event_space)
+    rng = np.random.default_rng(11)
+    rows = [FIXTURES["repeat_at_16_and_32"], FIXTURES["rests_before_first_note"]]
+    rows += [random_events(rng, 70, lo, hi)]
+    if not hasattr(enc, "label_aliases"):
+        assert base.label_aliases(enc, torch.zeros(1, 3, dtype=torch.long), {}) is None
+        return
+    for row in rows:
+        ev = torch.as_tensor(melody_events_to_indices(row, lo, hi)).long()[None]
+        aliases = base.label_aliases(enc, ev, {})
+        assert aliases.gather(-1, enc.labels(ev, {}).unsqueeze(-1)).all()
+        every = torch.arange(enc.num_classes)
+        for t in range(1, ev.shape[1]):
+            plays = torch.stack([enc.decode_label(c.view(1), ev[:, :t])[0] for c in every])
+            assert torch.equal(aliases[0, t], plays == ev[0, t]), t
+    assert int(aliases.sum(-1).max()) >= 2  # the fixtures do repeat
 
 
 def test_variant_table_matches_magenta() -> None:

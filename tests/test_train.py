@@ -124,6 +124,7 @@ def test_default_event_labels_follow_note_seq() -> None:
     "name",
     [
         "basic_rnn",
+        "lookback_rnn",
         "attention_rnn",
         "chord_pitches_improv",
         "polyphony",
@@ -194,6 +195,42 @@ def test_metric_definitions_by_hand() -> None:
     assert m["no_event_accuracy"] == pytest.approx(sum(ne) / len(ne))
     assert m["perplexity"] == pytest.approx(np.exp(m["loss"]))
     assert m["loss_per_step"] == pytest.approx(m["loss"] * 7 / 4)  # 4 STEP_END labels
+
+
+def test_lookback_scores_the_event_not_the_label() -> None:
+    """A repeated event's probability sums its pitch class and its "repeat 1 bar ago" class
+    (the likelihood an n-gram over the same events is compared with); a guess of either counts
+    as correct."""
+    cfg = get_variant("lookback_rnn")
+    enc, scorer = cfg.encoding, train.Scorer.for_variant(cfg)
+    bar = [2 + p for p in (12, 14, 16, 17, 19, 21, 23, 24)] + [0] * 8  # 16 steps
+    events = torch.tensor([bar + bar + [5]])  # bar 2 repeats bar 1
+    mask = torch.ones_like(events, dtype=torch.bool)
+    torch.manual_seed(0)
+    logits = torch.randn(1, events.shape[1] - 1, enc.num_classes)
+    predicted = logits.argmax(-1)
+
+    _, stats = scorer(lambda x: logits, Batch(events, mask, {"mask": mask}))
+    m = train.summarize(stats)
+
+    p = logits.softmax(-1)[0]
+    labels = enc.labels(events, {})[0, 1:]
+    rep16 = enc.num_events  # first repeat class: 16 steps
+    want_loss, want_correct = 0.0, 0
+    for t in range(1, events.shape[1]):
+        e = int(events[0, t])
+        ok = {e}
+        for i, d in enumerate((16, 32)):  # before step d a repeat class plays a rest (0)
+            if int(events[0, t - d]) == e if t >= d else e == 0:
+                ok.add(rep16 + i)
+        assert int(labels[t - 1]) in ok
+        want_loss -= float(torch.log(sum(p[t - 1, c] for c in ok)))
+        want_correct += int(predicted[0, t - 1]) in ok
+    n = events.shape[1] - 1
+    assert m["loss"] == pytest.approx(want_loss / n, rel=1e-5)
+    assert m["accuracy"] == pytest.approx(want_correct / n)
+    label_loss = torch.nn.functional.cross_entropy(logits[0], labels).item()
+    assert m["loss"] < label_loss  # never above Magenta's label loss
 
 
 def test_loss_per_second_for_performance() -> None:

@@ -100,9 +100,24 @@ class Encoding(Protocol):
 
         Identity for plain one-hot encodings; lookback labels ("repeat 1 bar ago") resolve here.
         An encoding may also offer ``last_input(events, cond)``, equal to ``inputs(...)[:, -1]``
-        but cheaper; generation, which needs one row per step, then calls it instead.
+        but cheaper; generation, which needs one row per step, then calls it instead. One whose
+        classes alias (a lookback "repeat" class plays an event another class names too) offers
+        ``label_aliases(events, cond)``: see :func:`label_aliases`.
         """
         ...
+
+
+def label_aliases(encoding: Encoding, events: torch.Tensor, cond: Cond) -> torch.Tensor | None:
+    """(B, T, num_classes) bool: the classes that decode to ``events[:, t]`` after its history,
+    or None where each event has one class only.
+
+    Why: a lookback encoding names an event repeated from a bar ago twice (its pitch, "repeat 1
+    bar ago"); Magenta's labels pick one. The probability a model gives the *event* sums both,
+    so scoring (:class:`modeling.training.metrics.Scorer`) sums them: the likelihood of the music,
+    comparable with an n-gram or a uniform model over the same stored events.
+    """
+    aliases = getattr(encoding, "label_aliases", None)
+    return None if aliases is None else aliases(events, cond)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from modeling.data import Batch, ExampleSplit, eval_batches, eval_micro_batches
 from modeling.families import load_family
-from modeling.families.base import VariantConfig
+from modeling.families.base import VariantConfig, label_aliases
 from modeling.model import EventRNN
 from modeling.training.distributed import Dist
 
@@ -99,10 +99,19 @@ class Scorer:
         ):
             logits = model(x)
         sel, target = logits[m], y[m]
-        losses = F.cross_entropy(sel.float(), target, reduction="none")
+        aliases = label_aliases(enc, events, cond)
+        if aliases is None:
+            losses = F.cross_entropy(sel.float(), target, reduction="none")
+        else:  # the event's likelihood: every class that plays it
+            same = aliases[:, 1:][m]
+            losses = -sel.float().log_softmax(-1).masked_fill(~same, -math.inf).logsumexp(-1)
         loss_sum = losses.sum()
         with torch.no_grad():
-            correct = sel.argmax(-1) == target
+            guess = sel.argmax(-1)
+            if aliases is None:
+                correct = guess == target
+            else:
+                correct = same.gather(-1, guess.unsqueeze(-1)).squeeze(-1)
             is_ne = target == self.no_event
             units = self.units(events)[:, 1:][m].sum()
             n = torch.tensor(target.numel(), device=target.device)

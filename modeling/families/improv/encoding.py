@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modeling.families.base import Cond, Encoding, lazy_import
+from modeling.families.base import Cond, Encoding, label_aliases, lazy_import
 from modeling.families.chords import COLUMN_DTYPES, QUALITY_OTHER
 
 if TYPE_CHECKING:
@@ -130,3 +130,6 @@ class ChordConditioned:
 
     def decode_label(self, labels: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
         return self.target.decode_label(labels, events)
+
+    def label_aliases(self, events: torch.Tensor, cond: Cond) -> torch.Tensor | None:
+        return label_aliases(self.target, events, cond)

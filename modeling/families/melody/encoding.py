@@ -119,6 +119,16 @@ class _LookbackMelody:
             lab = torch.where(early_rest, self.num_classes - 1, lab)
         return lab
 
+    def _aliases(self, ev: torch.Tensor, plain: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) bool: every class that decodes to ``ev[:, t]`` after its history: the plain
+        class and each "repeat d ago" class whose past event is the same (a rest before the start
+        for t < d, as decoding reads it)."""
+        out = F.one_hot(plain, self.num_classes).bool()
+        first = self.num_classes - len(self.lookback_distances)
+        for i, d in enumerate(self.lookback_distances):
+            out[..., first + i] = _shift_right(ev, d, NO_EVENT_INDEX) == ev
+        return out
+
 
 @dataclass(frozen=True)
 class MelodyLookback(_LookbackMelody):
@@ -160,6 +170,11 @@ class MelodyLookback(_LookbackMelody):
     def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
         ev = _check_events(events, self.num_events)
         return self._with_repeats(ev, ev.clone(), self.num_events)
+
+    def label_aliases(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+        """Classes meaning the same event as ``labels`` (see :func:`label_aliases`)."""
+        ev = _check_events(events, self.num_events)
+        return self._aliases(ev, ev)
 
     def conditions(self, events: torch.Tensor, stored: Cond) -> dict[str, torch.Tensor]:
         return {}
@@ -289,13 +304,20 @@ class KeyMelody(_LookbackMelody):
             dim=-1,
         )
 
-    def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+    def _plain_labels(self, ev: torch.Tensor) -> torch.Tensor:
         r = self.note_range
-        ev = _check_events(events, r + NUM_SPECIAL)
-        lab = torch.where(
+        return torch.where(
             ev >= NUM_SPECIAL, ev - NUM_SPECIAL, torch.where(ev == NOTE_OFF_INDEX, r + 1, r)
         )
-        return self._with_repeats(ev, lab, r + NUM_SPECIAL)
+
+    def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+        ev = _check_events(events, self.note_range + NUM_SPECIAL)
+        return self._with_repeats(ev, self._plain_labels(ev), self.note_range + NUM_SPECIAL)
+
+    def label_aliases(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
+        """Classes meaning the same event as ``labels`` (see :func:`label_aliases`)."""
+        ev = _check_events(events, self.note_range + NUM_SPECIAL)
+        return self._aliases(ev, self._plain_labels(ev))
 
     def conditions(self, events: torch.Tensor, stored: Cond) -> dict[str, torch.Tensor]:
         return {}
