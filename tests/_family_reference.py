@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,6 +194,31 @@ def reference_polyphony(
                 continue
             out.append((amount, reference_polyphony_events(moved)))
     return out, counts
+
+
+def reference_step_context(events: Sequence[int], window: int) -> np.ndarray:
+    """The step-context columns of polyphony's ``StepContext`` by hand (2 = STEP_END, 3 + p =
+    NEW_NOTE p, 131 + p = CONTINUED_NOTE p): after each event t, among events t - window + 1 .. t,
+    the pitches after the second-last STEP_END up to the last one, those after the last one, and
+    the pitch-class shares of the NEW_NOTEs."""
+    ev = [int(x) for x in events]
+    rows = []
+    for t in range(len(ev)):
+        span = range(max(0, t - window + 1), t + 1)
+        ends = [i for i in span if ev[i] == 2]
+        cur_from = ends[-1] if ends else span[0] - 1
+        prev_from = ends[-2] if len(ends) > 1 else span[0] - 1
+        prev, cur, pcs = np.zeros(128), np.zeros(128), np.zeros(12)
+        for i in span:
+            if ev[i] >= 3:
+                pitch = (ev[i] - 3) % 128
+                if i > cur_from:
+                    cur[pitch] += 1
+                elif i > prev_from:
+                    prev[pitch] += 1
+                pcs[pitch % 12] += ev[i] < 131
+        rows.append(np.concatenate([prev, cur, pcs / max(pcs.sum(), 1)]))
+    return np.array(rows)
 
 
 def reference_held(events: np.ndarray, window: int) -> list[list[float]]:

@@ -29,6 +29,7 @@ from _family_reference import (
     reference_held,
     reference_performances,
     reference_polyphony,
+    reference_step_context,
 )
 from note_seq.musicxml_parser import MusicXMLParseError
 from note_seq.musicxml_reader import MusicXMLConversionError
@@ -39,6 +40,7 @@ from modeling.families.base import Dropped, Extracted
 from modeling.families.performance.config import NEUTRAL_PAD, PerformanceExtractConfig, num_classes
 from modeling.families.performance.encoding import controls_of
 from modeling.families.performance.fast import _Notes
+from modeling.families.polyphony.encoding import CONTEXT_WINDOW
 from modeling.families.polyphony.extract import PolyphonyExtractConfig
 
 pytestmark = pytest.mark.corpus
@@ -110,6 +112,13 @@ def test_bach_chorales_polyphony_matches_the_spec_reference() -> None:
                 augmented += 1
                 continue
             examples += 1
+            if examples <= 12:  # the step-context inputs on real chorales, by hand
+                context = P.VARIANTS["polyphony"].encoding.extra(
+                    torch.tensor([events]), torch.float32
+                )
+                np.testing.assert_allclose(
+                    context[0].numpy(), reference_step_context(events, CONTEXT_WINDOW), atol=1e-6
+                )
             rebuilt = P.to_note_sequence(np.array(events), {})
             again = list(P.extract(rebuilt, PolyphonyExtractConfig(min_steps=0), augment=False))
             assert [x.events.tolist() for x in again] == [events], f"round trip {i}"

@@ -107,13 +107,15 @@ def test_stepping_matches_training_forward(trained: dict, variant: str) -> None:
     assert_stepping_matches_forward(load(trained, variant), CASES[variant])
 
 
-def test_stepping_past_the_held_note_window(trained: dict) -> None:
-    """Past its window the engine feeds a performance only the newest events: the held-note
-    counts, controls and logits still equal the training path's over the whole sequence."""
-    model = load(trained, "multiconditioned_performance_with_dynamics")
+@pytest.mark.parametrize("variant", ["multiconditioned_performance_with_dynamics", "polyphony"])
+def test_stepping_past_the_extra_input_window(trained: dict, variant: str) -> None:
+    """Past its window the engine feeds a performance (held notes) or polyphony (step context)
+    only the newest events: the extra columns, controls and logits still equal the training
+    path's over the whole sequence."""
+    model = load(trained, variant)
     model.encoding = dataclasses.replace(model.encoding, window=6)
     assert G._feature_window(model.encoding, model.family) == 6
-    assert_stepping_matches_forward(model, CASES["multiconditioned_performance_with_dynamics"])
+    assert_stepping_matches_forward(model, CASES[variant])
 
 
 def assert_stepping_matches_forward(model, case: dict) -> None:

@@ -3,9 +3,12 @@ Magenta's extraction rules and counters, decoding, and the generation helpers.""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
+from _family_reference import reference_step_context
 from note_seq.protobuf import music_pb2
 
 from modeling.families import polyphony as P
@@ -231,7 +234,8 @@ def test_variant_matches_magenta() -> None:
     v = P.VARIANTS["polyphony"]
     assert v.family == "polyphony" == P.NAME
     assert isinstance(v.encoding, Encoding)
-    assert (v.encoding.input_size, v.encoding.num_classes) == (259, 259)
+    assert (v.encoding.base.input_size, v.encoding.num_classes) == (259, 259)  # Magenta's
+    assert v.encoding.input_size == 259 + 2 * 128 + 12  # + the step context
     h = v.hparams
     assert (h.batch_size, h.rnn_layer_sizes, h.dropout_keep_prob, h.clip_norm, h.learning_rate) == (
         64,
@@ -246,11 +250,35 @@ def test_encoding_follows_the_training_contract() -> None:
     events = torch.tensor([only_events(seq([(60, 0, 2), (64, 1, 2)]))], dtype=torch.long)
     enc = P.VARIANTS["polyphony"].encoding
     cond = enc.conditions(events, {})
-    x = enc.inputs(events[:, :-1], cond)
+    x = enc.inputs(events[:, :-1], cond)[..., :259]  # Magenta's one-hot comes first
     y = enc.labels(events, cond)[:, 1:]
     assert x.shape == (1, events.shape[1] - 1, 259)
     assert torch.equal(x.argmax(-1), events[:, :-1]) and torch.equal(x.sum(-1), torch.ones(1, 6))
     assert torch.equal(y, events[:, 1:])
+
+
+def test_step_context_counts_the_last_step_this_step_and_the_key() -> None:
+    """The step context (pitches of the last complete step, of the step so far, pitch-class
+    shares of new notes) equals a by-hand count, on a chorale-like piece and on random events,
+    for windows shorter and longer than a step; the engine's newest-window slice gives the same
+    last row."""
+    enc = P.VARIANTS["polyphony"].encoding
+    piece = only_events(seq([(60, 0, 4), (64, 0, 2), (67, 1, 3), (72, 2, 4), (55, 3, 4)]))
+    x = enc.inputs(torch.tensor([piece]), {})[0, :, 259:]
+    step1_end = next(i for i, e in enumerate(piece) if e == SE)
+    assert x[step1_end, :128].nonzero().flatten().tolist() == [60, 64]  # step 0 just closed
+    assert x[step1_end + 1, 128:256].nonzero().flatten().tolist() == [67]  # NEW 67 first (highest)
+    rng = np.random.default_rng(5)
+    random_events = rng.choice([S, SE, SE, SE, *range(N(0), C(127) + 1)], size=150).tolist()
+    for ev in (piece, random_events):
+        for window in (1, 4, 9, 60, 1000):
+            wrapped = dataclasses.replace(enc, window=window)
+            extra = wrapped.extra(torch.tensor([ev]), torch.float32)[0].numpy()
+            np.testing.assert_allclose(extra, reference_step_context(ev, window), atol=1e-6)
+            for t in (len(ev) // 2, len(ev) - 1):
+                newest = torch.tensor([ev[max(0, t - window + 1) : t + 1]])
+                last = wrapped.last_input(newest, {})[0, 259:].numpy()
+                np.testing.assert_allclose(last, extra[t], atol=1e-6)
 
 
 def test_primer_pitches_give_a_held_quarter_chord() -> None:

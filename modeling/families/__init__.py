@@ -11,7 +11,10 @@ protocol and nothing else (helpers are imported from the module that defines the
 :func:`~modeling.families.base.variant_table`); and the ``Family`` protocol's hooks in
 ``training``, ``evaluation`` and ``generation``, imported on first use by the package's module
 ``__getattr__`` (with a plain ``from`` import, which :mod:`pipelines.stagedeps` reads) so that a
-Beam worker never loads them.
+Beam worker never loads them. Shared by several families: :mod:`~modeling.families.onehot`
+(Magenta's plain one-hot), :mod:`~modeling.families.extra` (Magenta's encoding plus input
+columns a small LSTM forgets: performance's held notes, polyphony's step context) and
+:mod:`~modeling.families.chords`.
 """
 
 from __future__ import annotations

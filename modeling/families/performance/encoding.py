@@ -13,9 +13,10 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modeling.families.base import Cond, lazy_import
+from modeling.families.extra import ExtraInputs
 from modeling.families.onehot import OneHot
 from modeling.families.performance.config import (
     DEFAULT_NOTE_DENSITY,
@@ -248,7 +249,7 @@ data (ASAP: ~60 events/s), twenty of the chorales; a note held longer is stuck a
 
 
 @dataclass(frozen=True)
-class HeldNotes:
+class HeldNotes(ExtraInputs):
     """A performance encoding plus 2 x 128 input columns: per pitch, the notes held after each
     event and the seconds the newest of them has sounded (capped at ``max_seconds``).
 
@@ -257,9 +258,7 @@ class HeldNotes:
     of the sampled NOTE_OFFs released a pitch that was not held, and a quarter of the notes
     lasted over 2 s, many to the 5 s decoding cap (``bench/held_notes.py``). With these columns
     (:func:`held_notes`, counted as note-seq decodes) the model sees what it holds and for how
-    long. Labels, the event space and the base's input columns
-    are unchanged, so the base's parity with note-seq still holds column for column; the new
-    columns come last, after any controls.
+    long. The new columns come last, after any controls (:class:`ExtraInputs`).
     """
 
     base: OneHot | ControlledPerformance
@@ -267,55 +266,13 @@ class HeldNotes:
     steps_per_second: int = STEPS_PER_SECOND
     max_seconds: float = MAX_NOTE_DURATION_SECONDS
 
-    @property
-    def name(self) -> str:
-        return self.base.name
+    EXTRA_SIZE: ClassVar[int] = 2 * 128
 
-    @property
-    def event_space(self) -> str:
-        return self.base.event_space
-
-    @property
-    def num_classes(self) -> int:
-        return self.base.num_classes
-
-    @property
-    def input_size(self) -> int:
-        return self.base.input_size + 2 * 128
-
-    def __getattr__(self, attr: str) -> Any:
-        """The rest of the base's interface (``control_size``, ``control_from_request``, ``density``
-        ... of a controlled base), so the wrapper stands wherever its base does."""
-        if attr.startswith("__") or attr == "base":
-            raise AttributeError(attr)
-        return getattr(self.base, attr)
-
-    def _held(self, events: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def extra(self, events: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """The 2 x 128 held-note columns (B, T, 256): counts, then capped seconds."""
         count, age = held_notes(events, self.window)
         seconds = age.to(dtype).div_(self.steps_per_second).clamp_(max=self.max_seconds)
         return torch.cat([count.to(dtype), seconds], dim=-1)
-
-    def inputs(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
-        base = self.base.inputs(events, cond)
-        return torch.cat([base, self._held(events, base.dtype)], dim=-1)
-
-    def last_input(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
-        """``inputs(events, cond)[:, -1]`` without the base's other rows: generation needs one
-        row per step, and the base's columns come from the newest event alone."""
-        t = events.shape[1]
-        newest = {k: v[:, t - 1 : t + 1] for k, v in cond.items()}
-        base = self.base.inputs(events[:, -1:], newest)[:, -1]
-        return torch.cat([base, self._held(events, base.dtype)[:, -1]], dim=-1)
-
-    def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
-        return self.base.labels(events, cond)
-
-    def conditions(self, events: torch.Tensor, stored: Cond) -> dict[str, torch.Tensor]:
-        return self.base.conditions(events, stored)
-
-    def decode_label(self, labels: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
-        return self.base.decode_label(labels, events)
 
 
 def controls_of(encoding: Any) -> ControlledPerformance | None:

@@ -2,8 +2,9 @@
 
 How it connects: ``pipelines/examples.py`` calls :func:`extract` on every NoteSequence of the
 split (Beam DoFn) and stores the resulting event indices (``EXAMPLE_SCHEMA.events``);
-training turns them into tensors with the variant's encoding (plain :class:`OneHot`
-over 259 classes); generation uses the primer helpers
+training turns them into tensors with the variant's encoding (Magenta's one-hot over 259
+classes wrapped in :class:`~.encoding.StepContext`, which adds the last step's pitches, the step
+so far and the recent pitch classes as inputs); generation uses the primer helpers
 (:func:`primer_from_pitches`, :func:`prepare_primer`, :class:`PolyphonyPrimer`), the class masks
 (:func:`scale_mask`) and :func:`to_note_sequence` to turn sampled classes back into music.
 
@@ -24,6 +25,7 @@ Stored indices are Magenta's ``PolyphonyOneHotEncoding``: 0 START, 1 END, 2 STEP
 Layout (the package exposes the ``Family`` protocol only; :mod:`modeling.families` says more):
 
 * :mod:`.extract`: the event language, :class:`PolyphonyExtractConfig` and :func:`extract`;
+* :mod:`.encoding`: :class:`~.encoding.StepContext`, the variant's encoding;
 * :mod:`.decoding`: events -> NoteSequence; :mod:`.primers`: primers and scale masks;
 """
 

@@ -14,6 +14,7 @@ from note_seq.protobuf import music_pb2
 from modeling.families.base import hook_exports, lazy_import
 from modeling.families.onehot import OneHot
 from modeling.families.polyphony.decoding import to_note_sequence
+from modeling.families.polyphony.encoding import StepContext
 from modeling.families.polyphony.extract import END, NAME, NUM_CLASSES, START, STEP_END
 from modeling.families.polyphony.primers import (
     prepare_primer,
@@ -50,7 +51,10 @@ def playable_range(event_space: str) -> tuple[int, int] | None:
 
 
 def feature_window(encoding: Any) -> int | None:
-    """The one-hot encoding reads only the newest event."""
+    """The one-hot encoding reads only the newest event, the step context the newest
+    ``window``."""
+    if isinstance(encoding, StepContext):
+        return encoding.window
     return 1 if isinstance(encoding, OneHot) else None
 
 

@@ -1,21 +1,28 @@
-"""What the held-note inputs buy a performance model, against Magenta's inputs in the same run.
+"""What the extra inputs buy a model, against Magenta's inputs in the same run.
 
-    .venv/bin/python -m bench.held_notes [--variant performance]
-        [--examples data/examples/performance] [--steps 1500] [--batch 8] [--lr 0.01]
-        [--samples 32] [--seconds 10] [--out bench/out/held_notes]
+    .venv/bin/python -m bench.extra_inputs [--variant performance|polyphony|...]
+        [--examples data/examples/<set>] [--steps 1500] [--batch 8] [--lr 0.01]
+        [--samples 32] [--seconds 10] [--out bench/out/extra_inputs/<variant>]
 
-Every performance variant wraps its Magenta encoding in
+Performance variants wrap Magenta's encoding in
 :class:`~modeling.families.performance.encoding.HeldNotes` (per pitch: the notes held after each
-event and for how long). The baseline arm trains the same variant on the same set with the
-wrapper removed, i.e. Magenta's exact inputs; the other arm trains it as shipped. Each arm is
-``modeling.train`` itself in its own process (``--no-mlflow``), then generates ``--samples``
-pieces of ``--seconds`` from Magenta's second of silence and measures the notes: the share
-longer than 2 s, the longest (Magenta's decoder caps notes at 5 s) and the share of NOTE_OFFs
-that release a pitch not held (note-seq ignores them). The encoding cost is timed on one batch
-of 8 x 512 random events.
+event and for how long), polyphony in :class:`~modeling.families.polyphony.encoding.StepContext`
+(the last step's pitches, the step so far, the recent pitch classes); both are
+:class:`~modeling.families.extra.ExtraInputs`. The baseline arm trains the variant on the same
+set with the wrapper removed, i.e. Magenta's exact inputs; the other arm trains it as shipped.
+Each arm is ``modeling.train`` itself in its own process (``--no-mlflow``), then generates
+``--samples`` pieces and measures what the extra inputs are for:
 
-The last line printed is one JSON object: per arm the train seconds, events/s, best eval
-perplexity and the sample figures, and the ratios held / magenta.
+* performance (``--seconds`` from Magenta's second of silence): the share of notes longer than
+  2 s, the longest (Magenta's decoder caps notes at 5 s) and the share of NOTE_OFFs that release
+  a pitch not held (note-seq ignores them);
+* polyphony (64 steps from Polyphony RNN's C major chord): notes sounding per step (a chorale:
+  4) and the share of notes inside each sample's best-fitting major scale (a chorale: ~0.95,
+  twelve pitch classes at random: 7/12).
+
+The encoding cost is timed on one batch of 8 x 512 random events. The last line printed is one
+JSON object: per arm the train seconds, events/s, best eval perplexity and the sample figures,
+and the ratios extra / magenta.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import numpy as np
 from bench.common import REPO
 from modeling.cli import ArgumentParser, command
 
-ARMS = ("magenta", "held")
+ARMS = ("magenta", "extra")
 
 
 def _use_arm(variant: str, arm: str) -> None:
@@ -56,7 +63,7 @@ def _encoding_ms(variant: str, repeats: int = 30) -> dict[str, float]:
     enc = get_variant(variant).encoding
     events = torch.randint(0, enc.num_classes, (8, 512))
     out = {}
-    for name, fn in (("magenta", enc.base.inputs), ("held", enc.inputs)):
+    for name, fn in (("magenta", enc.base.inputs), ("extra", enc.inputs)):
         fn(events, {})
         t0 = time.perf_counter()
         for _ in range(repeats):
@@ -66,16 +73,25 @@ def _encoding_ms(variant: str, repeats: int = 30) -> dict[str, float]:
 
 
 def _sample_stats(run: Path, samples: int, seconds: float) -> dict[str, Any]:
-    """Note durations and silent releases of ``samples`` generated pieces."""
+    """The family's sample figures of ``samples`` generated pieces, and the generation time."""
     from modeling import generate as G
 
     model, _ = G.load_model(None, str(run), None)
-    req = G.Request(num_outputs=samples, seed=1, num_seconds=seconds)
+    polyphony = model.family == "polyphony"
+    length = {"num_steps": 64, "primer_pitches": [60, 64, 67]} if polyphony else {}
+    req = G.Request(num_outputs=samples, seed=1, **(length or {"num_seconds": seconds}))
     plan = G.build_plan(model, req)
     t0 = time.perf_counter()
     out = G.Engine(model, plan).run(samples, seed=1)
     gen_s = time.perf_counter() - t0
-    durations: list[float] = []
+    seqs = [plan.finish(s.events, s.reached_length) for s in out]
+    figures = _texture(seqs) if polyphony else _releases(out, seqs)
+    return {**figures, "generate_s": round(gen_s, 1)}
+
+
+def _releases(out: list[Any], seqs: list[Any]) -> dict[str, Any]:
+    """Performance: note lengths and NOTE_OFFs of pitches not held."""
+    durations = [n.end_time - n.start_time for ns in seqs for n in ns.notes]
     offs = silent = 0
     for s in out:
         held: dict[int, int] = {}
@@ -88,15 +104,27 @@ def _sample_stats(run: Path, samples: int, seconds: float) -> dict[str, Any]:
                     held[e - 128] -= 1
                 else:
                     silent += 1
-        ns = plan.finish(s.events, s.reached_length)
-        durations += [n.end_time - n.start_time for n in ns.notes]
     d = np.asarray(durations)
     return {
         "notes": int(d.size),
         "over_2s": round(float((d > 2.0).mean()), 4) if d.size else None,
         "longest_s": round(float(d.max()), 2) if d.size else None,
         "silent_release_share": round(silent / offs, 4) if offs else None,
-        "generate_s": round(gen_s, 1),
+    }
+
+
+def _texture(seqs: list[Any]) -> dict[str, Any]:
+    """Polyphony: voices (notes sounding per step) and key (share inside the best major scale)."""
+    from modeling import musicstats as MS
+    from modeling.evaluation.sets import SECONDS_PER_STEP
+
+    notes = [MS.NoteArrays.from_sequence(ns) for ns in seqs]
+    per_step = [MS.notes_per_step(n, SECONDS_PER_STEP) for n in notes if len(n)]
+    in_key = [MS.in_key_ratio(n.pitch)[0] for n in notes if len(n)]
+    return {
+        "notes": int(sum(len(n) for n in notes)),
+        "notes_per_step": round(float(np.mean(per_step)), 3) if per_step else None,
+        "in_key_ratio": round(float(np.mean(in_key)), 3) if in_key else None,
     }
 
 
@@ -128,44 +156,64 @@ def _arm(args: Any) -> dict[str, Any]:
     }
 
 
+def _example_set(variant: str) -> str:
+    """The set params.yaml trains ``variant`` on."""
+    from pipelines.params import load_params
+
+    return str(load_params(REPO / "params.yaml")["variants"][variant]["example_set"])
+
+
+def _defaults(args: Any) -> list[str]:
+    """The arms' command line: every option, with the defaults filled in."""
+    return [
+        "--variant", args.variant, "--examples", str(args.examples), "--steps", str(args.steps),
+        "--batch", str(args.batch), "--lr", str(args.lr), "--samples", str(args.samples),
+        "--seconds", str(args.seconds), "--out", str(args.out),
+    ]  # fmt: skip
+
+
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="python -m bench.held_notes", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m bench.extra_inputs", description=__doc__.split("\n")[0])
     p.add_argument("--variant", default="performance")
-    p.add_argument("--examples", type=Path, default=REPO / "data/examples/performance")
+    p.add_argument("--examples", type=Path, help="default: data/examples/<the variant's set>")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--out", type=Path, default=REPO / "bench/out/held_notes")
+    p.add_argument("--out", type=Path, help="default: bench/out/extra_inputs/<variant>")
     p.add_argument("--arm", choices=ARMS, help="run one arm in this process (internal)")
     return p
 
 
-@command("bench.held_notes")
+@command("bench.extra_inputs")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.arm:
-        print(json.dumps(_arm(args)), flush=True)
-        return 0
+    if args.examples is None:
+        args.examples = REPO / "data/examples" / _example_set(args.variant)
+    if args.out is None:
+        args.out = REPO / "bench/out/extra_inputs" / args.variant
     if not (args.examples / "meta.json").is_file():
         raise SystemExit(f"bench: no example set at {args.examples}; run `make run` first")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.arm:
+        print(json.dumps(_arm(args)), flush=True)
+        return 0
     result: dict[str, Any] = {"variant": args.variant, "encoding_ms": _encoding_ms(args.variant)}
     for arm in ARMS:
-        cmd = [sys.executable, "-m", "bench.held_notes", *(argv or sys.argv[1:]), "--arm", arm]
+        cmd = [sys.executable, "-m", "bench.extra_inputs", *_defaults(args), "--arm", arm]
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"bench: {arm} arm failed: {done.stderr.strip()[-500:]}")
         result[arm] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(result[arm]), flush=True)
-    base, held = result["magenta"], result["held"]
+    base, extra = result["magenta"], result["extra"]
+    ms = result["encoding_ms"]
     result["ratios"] = {
-        "perplexity": round(held["best_eval_perplexity"] / base["best_eval_perplexity"], 3),
-        "train_s": round(held["train_s"] / base["train_s"], 3),
-        "over_2s": round(held["over_2s"] / base["over_2s"], 3) if base["over_2s"] else None,
-        "encoding_ms": round(result["encoding_ms"]["held"] / result["encoding_ms"]["magenta"], 1),
-    }
+        key: round(extra[key] / base[key], 3) if base.get(key) else None
+        for key in ("best_eval_perplexity", "train_s", "over_2s", "in_key_ratio")
+        if key in base
+    } | {"encoding_ms": round(ms["extra"] / ms["magenta"], 1)}
     print(json.dumps(result), flush=True)
     return 0
 
