@@ -170,6 +170,36 @@ def test_a_bad_request_or_command_is_one_line(
     assert err.startswith("batch: ") and "invalid choice: 'publish'" in err and "\n" not in err
 
 
+def test_run_all_generates_every_request_and_names_each_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run-all`` (the DVC stage) runs every request into ``<output>/<request>`` in one process;
+    a request that fails does not stop the others, and the stage then exits 2 with one line
+    naming each failure."""
+    from pipelines.params import ParamsError
+
+    done: list[tuple[str, Path]] = []
+
+    def fake_run(params: dict, name: str, output: Path) -> dict:
+        if name == "melody_twinkle":
+            raise ParamsError(f"generate.requests.{name}: no champion")
+        done.append((name, output))
+        return {"samples": [{}], "model": f"models:/{name}", "seconds": 0.1}
+
+    monkeypatch.setattr(batch, "run_request", fake_run)
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps(PARAMS))
+    out = tmp_path / "generated"
+    assert batch.main(["--params", str(params), "run-all", "--output", str(out)]) == 2
+    others = [n for n in PARAMS["generate"]["requests"] if n != "melody_twinkle"]
+    assert done == [(n, out / n) for n in others]
+    captured = capsys.readouterr()
+    assert captured.out.count("generate[") == len(others)
+    err = captured.err.strip()
+    assert "1 request(s) failed: generate.requests.melody_twinkle: no champion" in err
+    assert "\n" not in err
+
+
 def test_gallery_groups_by_family_and_explains_each_request(tmp_path: Path) -> None:
     generated = write_generated(tmp_path / "generated")
     reports = tmp_path / "summary.json"

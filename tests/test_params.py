@@ -166,7 +166,7 @@ _CLIS = {
     "modeling.train": ["--variant", "basic_rnn", "--examples", "ex", "--output", "out"],
     "pipelines.ingest": ["--corpus", "c", "--input", "in", "--output", "out"],
     "pipelines.examples": ["--set", "melody", "--output", "out"],
-    "modeling.batch": ["run", "--request", "one", "--output", "out"],  # --params goes first
+    "modeling.batch": ["run-all", "--output", "out"],  # --params goes first
 }
 
 
