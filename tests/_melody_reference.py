@@ -160,9 +160,11 @@ def _compare(
     last_cond: Cond | None = None,
 ) -> None:
     """Training rows (``inputs(E[:, :-1])``, ``labels(E)[:, 1:]``) and the last row vs note-seq."""
-    ref_x = np.asarray(encoded[0], dtype=np.float32).reshape(-1, enc.input_size)
+    # Magenta's columns come first; an improv encoding's chord tones (12) follow them
+    width = enc.input_size - 12 * bool(getattr(enc, "chord_tones", False))
+    ref_x = np.asarray(encoded[0], dtype=np.float32).reshape(-1, width)
     ref_y = np.asarray(encoded[1], dtype=np.int64)
-    x = enc.inputs(e[:, :-1], cond)[0].numpy()
+    x = enc.inputs(e[:, :-1], cond)[0].numpy()[:, :width]
     y = enc.labels(e, cond)[0, 1:].numpy()
     assert x.shape == ref_x.shape, (x.shape, ref_x.shape)
     assert np.array_equal(x, ref_x), "inputs: " + _first_mismatch(x, ref_x)
@@ -170,7 +172,7 @@ def _compare(
     t = e.shape[1]
     row = last_input(t - 1)
     if row is not None:
-        full = enc.inputs(e, last_cond if last_cond is not None else cond)[0, -1].numpy()
+        full = enc.inputs(e, last_cond if last_cond is not None else cond)[0, -1].numpy()[:width]
         ref_row = np.asarray(row, dtype=np.float32)
         assert np.array_equal(full, ref_row), "last row: " + _first_mismatch(full, ref_row)
     if count is not None:

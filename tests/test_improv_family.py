@@ -168,10 +168,24 @@ def test_conditioning_must_reach_one_step_past_the_events() -> None:
     assert enc.inputs(e, enc.conditions(e, long)).shape == (2, 10, 75)
 
 
+def test_chord_tone_columns_are_the_chord_under_the_predicted_step() -> None:
+    """The triad models' 12 columns after Magenta's: the pitch classes of the chord at step
+    t + 1 (the step row t predicts), zero under no chord; the chord-pitches model has none."""
+    enc = improv.VARIANTS["basic_improv"].encoding
+    figures = ["C", "C", "Am", "N.C.", "G", "G"]
+    cols = {k: torch.as_tensor(v).long()[None] for k, v in chords.chord_columns(figures).items()}
+    e = torch.as_tensor(melody_events_to_indices([60, -2, 64, 62, -2, 67])).long()[None]
+    x = enc.inputs(e[:, :-1], enc.conditions(e, cols))[0]
+    tones = [x[t, -12:].nonzero().flatten().tolist() for t in range(5)]
+    assert tones == [[0, 4, 7], [0, 4, 9], [], [2, 7, 11], [2, 7, 11]]
+    assert x.shape[-1] == 49 + 38 + 12
+    assert not improv.VARIANTS["chord_pitches_improv"].encoding.chord_tones
+
+
 def test_variant_table_matches_magenta() -> None:
-    expected = {  # control + target inputs, classes, layers, clip, attn
-        "basic_improv": (49 + 38, 38, (64, 64), 5.0, 0),
-        "attention_improv": (49 + 74, 40, (128, 128, 128), 3.0, 40),
+    expected = {  # control + target inputs (+ 12 chord tones: ours), classes, layers, clip, attn
+        "basic_improv": (49 + 38 + 12, 38, (64, 64), 5.0, 0),
+        "attention_improv": (49 + 74 + 12, 40, (128, 128, 128), 3.0, 40),
         "chord_pitches_improv": (37 + 38, 38, (256, 256, 256), 3.0, 0),
     }
     assert set(improv.VARIANTS) == set(expected)

@@ -7,6 +7,9 @@ from modeling.families.improv.encoding import ChordConditioned, PitchChords, Tri
 from modeling.families.improv.extract import NAME
 from modeling.families.melody.encoding import KeyMelody, melody_onehot
 
+# The two triad models also see the chord's pitch classes after Magenta's columns
+# (``chord_tones``: the notes of the chord they are told, which a small model otherwise fails to
+# work out in every key; see :class:`ChordConditioned`).
 _BASIC_HPARAMS = HParams(
     batch_size=128, rnn_layer_sizes=(64, 64), dropout_keep_prob=0.5, clip_norm=5.0
 )
@@ -15,14 +18,14 @@ VARIANTS: dict[str, VariantConfig] = variant_table(
     NAME,
     (
         "basic_improv",
-        ChordConditioned("triad+onehot", TriadChords(), melody_onehot(48, 84)),
+        ChordConditioned("triad+onehot", TriadChords(), melody_onehot(48, 84), chord_tones=True),
         _BASIC_HPARAMS,
         "Melody-given-chords RNN with one-hot triad encoding for chords "
         "(needs a set extracted with triad_chords_only).",
     ),
     (
         "attention_improv",
-        ChordConditioned("triad+key_melody", TriadChords(), KeyMelody()),
+        ChordConditioned("triad+key_melody", TriadChords(), KeyMelody(), chord_tones=True),
         _BASIC_HPARAMS.override(rnn_layer_sizes=(128, 128, 128), attn_length=40, clip_norm=3.0),
         "Melody-given-chords RNN with triad chords, key-melody features and "
         "attention (needs a set extracted with triad_chords_only).",
