@@ -150,8 +150,8 @@ def test_feature_windows() -> None:
     assert (
         G._feature_window(get_variant("basic_rnn").encoding, get_variant("basic_rnn").family) == 1
     )
-    assert (
-        G._feature_window(get_variant("polyphony").encoding, get_variant("polyphony").family) == 1
+    assert (  # the step context reads the newest 256 events
+        G._feature_window(get_variant("polyphony").encoding, get_variant("polyphony").family) == 256
     )
     assert (
         G._feature_window(
