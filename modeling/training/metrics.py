@@ -1,7 +1,10 @@
 """Loss and Magenta's metrics (``events_rnn_graph``) of batches under one variant's encoding.
 
-loss, perplexity = exp(loss), accuracy, event_accuracy (labels other than the encoding's default
-event), no_event_accuracy (labels equal to it), and loss per musical unit (``loss_per_step``). The
+loss (the negative log-likelihood of each stored event: where an encoding's classes alias, as a
+lookback's "repeat 1 bar ago" and the repeated pitch do, the sum over them, see
+:func:`modeling.families.base.label_aliases`), perplexity = exp(loss), accuracy, event_accuracy
+(labels other than the encoding's default event), no_event_accuracy (labels equal to it), and
+loss per musical unit (``loss_per_step``). The
 family module says what both mean (:class:`modeling.families.base.Family`: ``default_event_label``,
 ``STEP_UNIT`` / ``event_units``): per 16th-note step for melody/improv (= per event), per STEP_END
 for polyphony, per second of music for performance; so this module names no family.
