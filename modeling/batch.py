@@ -13,7 +13,7 @@ and moves files in only when every sample succeeded. ``run-all`` runs every requ
 process, each into ``<output>/<request>``: the DVC stage. One process, not one stage per request,
 because a process spends ~4 s importing torch, note-seq and MLflow and ~2 s opening the
 registry, against well under a second of generation per request (15 requests: ~100 s as
-separate stages); a changed variant regenerates every request, ~20 s.
+separate stages, 13 s in one); a changed variant regenerates every request.
 
 ``gallery`` writes one static page (it works from ``file://``): requests grouped by family with a
 table of contents, each with its title and description, the model and its quality verdict, the

@@ -37,6 +37,11 @@ def _chord_input(cond: Cond, names: Sequence[str], t: int) -> list[torch.Tensor]
     return out
 
 
+def _pitch_class_bits(mask: torch.Tensor) -> torch.Tensor:
+    """The 12 bits (C..B) of a stored ``chord_pitches`` mask, as floats (..., 12)."""
+    return ((mask.unsqueeze(-1) >> torch.arange(12, device=mask.device)) & 1).float()
+
+
 @dataclass(frozen=True)
 class TriadChords:
     """note-seq ``OneHotEventSequenceEncoderDecoder(TriadChordOneHotEncoding())`` as a control:
@@ -78,11 +83,10 @@ class PitchChords:
         self, root: torch.Tensor, pitches: torch.Tensor, bass: torch.Tensor
     ) -> torch.Tensor:
         chord = root >= 0
-        bits = (pitches.unsqueeze(-1) >> torch.arange(12, device=pitches.device)) & 1
         parts = [
             (~chord).float().unsqueeze(-1),
             F.one_hot(root.clamp(min=0), 12).float() * chord.unsqueeze(-1),
-            bits.float() * chord.unsqueeze(-1),
+            _pitch_class_bits(pitches) * chord.unsqueeze(-1),
             F.one_hot(bass.clamp(min=0), 12).float() * chord.unsqueeze(-1),
         ]
         return torch.cat(parts, dim=-1)
@@ -138,7 +142,7 @@ class ChordConditioned:
         parts = [self.control_inputs(cond, t), self.target.inputs(events, cond)]
         if self.chord_tones:
             (mask,) = _chord_input(cond, (CHORD_TONES,), t)
-            parts.append(((mask.unsqueeze(-1) >> torch.arange(12, device=mask.device)) & 1).float())
+            parts.append(_pitch_class_bits(mask))
         return torch.cat(parts, dim=-1)
 
     def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:

@@ -35,7 +35,7 @@ else:
     F = lazy_import("torch.nn.functional", globals(), "F")
 
 
-def _last_index(mask: torch.Tensor) -> torch.Tensor:
+def last_index(mask: torch.Tensor) -> torch.Tensor:
     """For each (b, t): the largest s <= t with mask[b, s], else -1 (a cumulative max scan)."""
     pos = torch.arange(mask.shape[-1], device=mask.device)
     return torch.where(mask, pos, torch.full_like(pos, -1)).cummax(dim=-1).values
@@ -245,7 +245,7 @@ class KeyMelody(_LookbackMelody):
 
         # Current note: the last event that is not "no event"; a note-off means silence.
         # note-seq tests `if current_note:`, so MIDI pitch 0 also reads as silence.
-        last_active = _last_index(ev != NO_EVENT_INDEX)
+        last_active = last_index(ev != NO_EVENT_INDEX)
         cur = _gather(ev, last_active)
         playing = (last_active >= 0) & (cur >= NUM_SPECIAL)
         playing &= (cur - NUM_SPECIAL + self.min_note) != 0
@@ -253,16 +253,16 @@ class KeyMelody(_LookbackMelody):
         note_cols = note_cols * playing.unsqueeze(-1)
 
         # Attack: the last event that is not a note-off is a note-on (note-offs keep the flag).
-        last_not_off = _last_index(ev != NOTE_OFF_INDEX)
+        last_not_off = last_index(ev != NOTE_OFF_INDEX)
         attack = (last_not_off >= 0) & (_gather(ev, last_not_off) >= NUM_SPECIAL)
 
         # Ascending: sign of the last non-zero interval between consecutive note-ons.
-        last_on = _last_index(is_pitch)
+        last_on = last_index(is_pitch)
         prev_on = _shift_right(last_on, 1, -1)
         interval = torch.where(
             is_pitch & (prev_on >= 0), pitch - _gather(pitch, prev_on), torch.zeros_like(pitch)
         )
-        last_move = _last_index(interval != 0)
+        last_move = last_index(interval != 0)
         ascending = torch.where(
             last_move >= 0, _gather(interval, last_move).sign(), torch.zeros_like(interval)
         )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from modeling.families.base import lazy_import
 from modeling.families.extra import ExtraInputs
+from modeling.families.melody.encoding import last_index
 from modeling.families.onehot import OneHot
 from modeling.families.polyphony.extract import CONTINUED_NOTE, NEW_NOTE, STEP_END
 
@@ -28,12 +29,6 @@ else:
 
 CONTEXT_WINDOW = 256
 """Events the context reads back: about 50 steps (three bars) of four-voice chorale."""
-
-
-def _last_index(mask: torch.Tensor) -> torch.Tensor:
-    """For each (b, t): the largest s <= t with mask[b, s], else -1."""
-    pos = torch.arange(mask.shape[-1], device=mask.device)
-    return torch.where(mask, pos, -1).cummax(dim=-1).values
 
 
 def step_context(
@@ -56,9 +51,9 @@ def step_context(
     counts = F.pad(notes.cumsum(1, dtype=torch.int32), (0, 0, 1, 0))  # counts[:, i]: before i
     pos = torch.arange(t, device=ev.device).expand(b, t)
     floor = (pos - window).clamp(min=-1)  # positions after this are in the window
-    last_end = _last_index(ev == STEP_END)
-    end = last_end  # the step so far follows it; the last complete one follows `before`
-    before = torch.where(end > 0, last_end.gather(1, (end - 1).clamp(min=0)), -1)
+    # the step so far follows the last STEP_END; the last complete step follows the one before
+    end = last_index(ev == STEP_END)
+    before = torch.where(end > 0, end.gather(1, (end - 1).clamp(min=0)), -1)
     lo_cur = torch.maximum(end, floor)
     lo_prev = torch.maximum(before, floor)
 
