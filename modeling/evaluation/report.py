@@ -6,7 +6,6 @@ Pure text from the results (figures are referenced by their paths under ``figure
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,8 +23,7 @@ def render_report(
         "# motif evaluation report",
         "",
         f"Models: every registered model's `@{settings.alias}` version in `{tracking}`"
-        f"{f' (profile `{settings.profile}`)' if settings.profile else ''}, evaluated "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"{f' (profile `{settings.profile}`)' if settings.profile else ''}.",
         "",
         f"Held-out metrics use the training loop's scorer on each variant's eval split. "
         f"Statistics compare {settings.num_samples} generated samples per variant (melody / "
