@@ -1,4 +1,4 @@
-"""What the extra inputs buy a model, against Magenta's inputs in the same run.
+"""What the extra inputs (and the performance output terms) buy, against Magenta's inputs.
 
     .venv/bin/python -m bench.extra_inputs [--variant performance|polyphony|...]
         [--examples data/examples/<set>] [--steps 1500] [--batch 8] [--lr 0.01]
@@ -8,8 +8,10 @@ Performance variants wrap Magenta's encoding in
 :class:`~modeling.families.performance.encoding.HeldNotes` (per pitch: the notes held after each
 event and for how long), polyphony in :class:`~modeling.families.polyphony.encoding.StepContext`
 (the last step's pitches, the step so far, the recent pitch classes); both are
-:class:`~modeling.families.extra.ExtraInputs`. The baseline arm trains the variant on the same
-set with the wrapper removed, i.e. Magenta's exact inputs; the other arm trains it as shipped.
+:class:`~modeling.families.extra.ExtraInputs`. The baseline arm ``magenta`` trains the variant on the same
+set with the wrapper removed, i.e. Magenta's exact inputs; ``extra`` trains it with the wrapper;
+for performance variants ``terms`` adds the release and time-shift terms that read the held-note
+columns (:mod:`modeling.families.performance.terms`, the ``output_terms`` hparam), as shipped.
 Each arm is ``modeling.train`` itself in its own process (``--no-mlflow``), then generates
 ``--samples`` pieces and measures what the extra inputs are for:
 
@@ -22,7 +24,7 @@ Each arm is ``modeling.train`` itself in its own process (``--no-mlflow``), then
 
 The encoding cost is timed on one batch of 8 x 512 random events. The last line printed is one
 JSON object: per arm the train seconds, events/s, best eval perplexity and the sample figures,
-and the ratios extra / magenta.
+and the ratios of each arm to ``magenta``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,15 @@ import numpy as np
 from bench.common import REPO
 from modeling.cli import ArgumentParser, command
 
-ARMS = ("magenta", "extra")
+ARMS = ("magenta", "extra", "terms")
+
+
+def arms_of(variant: str) -> tuple[str, ...]:
+    """The arms a variant has: ``terms`` only where its encoding has output terms."""
+    from modeling.variants import get_variant
+
+    has_terms = hasattr(get_variant(variant).encoding, "output_terms")
+    return ARMS if has_terms else ARMS[:2]
 
 
 def _use_arm(variant: str, arm: str) -> None:
@@ -141,7 +151,7 @@ def _arm(args: Any) -> dict[str, Any]:
         "--params", str(REPO / "params.yaml"), "--num-steps", str(args.steps),
         "--eval-every", "100", "--precision", "auto", "--no-mlflow", "--quiet",
         "--hparams", f"batch_size={args.batch},rnn_layer_sizes=[128,128],"
-        f"learning_rate={args.lr},dropout_keep_prob=1.0",
+        f"learning_rate={args.lr},dropout_keep_prob=1.0,output_terms={args.arm == 'terms'}",
         "--metrics", str(metrics),
     ]  # fmt: skip
     if train_main(argv) != 0:
@@ -200,20 +210,26 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_arm(args)), flush=True)
         return 0
     result: dict[str, Any] = {"variant": args.variant, "encoding_ms": _encoding_ms(args.variant)}
-    for arm in ARMS:
+    arms = arms_of(args.variant)
+    for arm in arms:
         cmd = [sys.executable, "-m", "bench.extra_inputs", *_defaults(args), "--arm", arm]
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"bench: {arm} arm failed: {done.stderr.strip()[-500:]}")
         result[arm] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(result[arm]), flush=True)
-    base, extra = result["magenta"], result["extra"]
+    base = result["magenta"]
     ms = result["encoding_ms"]
+    keys = ("best_eval_perplexity", "train_s", "over_2s", "longest_s", "in_key_ratio")
     result["ratios"] = {
-        key: round(extra[key] / base[key], 3) if base.get(key) else None
-        for key in ("best_eval_perplexity", "train_s", "over_2s", "in_key_ratio")
-        if key in base
-    } | {"encoding_ms": round(ms["extra"] / ms["magenta"], 1)}
+        arm: {
+            key: round(result[arm][key] / base[key], 3) if base.get(key) else None
+            for key in keys
+            if key in base
+        }
+        for arm in arms[1:]
+    }
+    result["ratios"]["extra"]["encoding_ms"] = round(ms["extra"] / ms["magenta"], 1)
     print(json.dumps(result), flush=True)
     return 0
 

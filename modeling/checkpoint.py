@@ -231,6 +231,15 @@ def with_control_inputs(state: dict[str, torch.Tensor], controls: int) -> dict[s
     return {**state, FIRST_INPUT_WEIGHT: torch.cat([zeros, weight], dim=1)}
 
 
+def with_new_terms(state: dict[str, torch.Tensor], model: EventRNN) -> dict[str, torch.Tensor]:
+    """``state`` of a source without output terms, given ``model``'s fresh ones: they start as
+    no term (zero last layers), so the model computes exactly what the source did."""
+    if model.terms is None or any(k.startswith("terms.") for k in state):
+        return state
+    own = model.state_dict()
+    return {**state, **{k: v for k, v in own.items() if k.startswith("terms.")}}
+
+
 def load_model(path: Path | str) -> tuple[EventRNN, VariantConfig, dict[str, Any]]:
     """(model in eval mode, variant with the checkpoint's hparams, payload) of a checkpoint."""
     payload = load(path)

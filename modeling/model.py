@@ -9,7 +9,8 @@ feeds ``encoding.inputs(...)`` features and trains the logits against ``encoding
 
 Architecture (Magenta's ``events_rnn_graph``): stacked LSTM layers, dropout
 ``1 - dropout_keep_prob`` on *every* layer's output (Magenta wraps each cell in a
-``DropoutWrapper``), a linear head to ``num_classes``. With ``attn_length > 0`` there are two ways
+``DropoutWrapper``), a linear head to ``num_classes``; with the ``output_terms`` hparam the
+encoding's own terms are added to the head's logits (performance: note age -> release). With ``attn_length > 0`` there are two ways
 to attend over the last ``attn_length`` steps:
 
 * ``attention="parallel"`` (default): causal windowed dot-product attention over the top layer's
@@ -231,6 +232,15 @@ class EventRNN(nn.Module):
             self.attn = WindowAttention(sizes[-1], hp.attn_length)
             head_in = 2 * sizes[-1]
         self.head = nn.Linear(head_in, self.num_classes)
+        self.terms: nn.Module | None = None
+        if hp.output_terms:
+            make = getattr(self.encoding, "output_terms", None)
+            if make is None:
+                raise ValueError(
+                    f"output_terms=true needs an encoding with logit terms (the performance "
+                    f"family's); {config.name} has none"
+                )
+            self.terms = make()
 
     # ------------------------------------------------------------------ state
 
@@ -293,6 +303,8 @@ class EventRNN(nn.Module):
             reads, new["attn_k"], new["attn_v"] = self.attn(h, state["attn_k"], state["attn_v"])
             h = torch.cat([h, reads], -1)
         logits = self.head(h)
+        if self.terms is not None:
+            logits = self.terms(x, logits)
         return (logits, new) if return_state else logits
 
     def step(self, x_t: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
@@ -312,7 +324,10 @@ class EventRNN(nn.Module):
                 top, state["attn_k"], state["attn_v"]
             )
             top = torch.cat([top, read], -1)
-        return self.head(top), new
+        logits = self.head(top)
+        if self.terms is not None:
+            logits = self.terms(x_t.unsqueeze(1), logits.unsqueeze(1)).squeeze(1)
+        return logits, new
 
     # ------------------------------------------------------------------ description
 

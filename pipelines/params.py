@@ -119,6 +119,7 @@ HPARAMS = Fields(
         "attn_length": INT,
         "clip_norm": NUMBER,
         "learning_rate": NUMBER,
+        "output_terms": BOOL,
     },
     null_ok=True,
 )

@@ -485,3 +485,34 @@ def test_held_notes_need_only_the_newest_window_of_events() -> None:
     count, age = held_notes(events, 400)
     assert int(count.sum(-1).max()) > 3 and int(count.max()) > 1  # chords and unisons
     assert int(age.max()) > 100  # a note held over a second
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_longest_note_of_a_split_is_what_note_seq_decodes(seed: int) -> None:
+    """The quality bar's data longest note, vectorised over a flat split, equals the longest
+    note of each example decoded by note-seq: unisons close oldest first, surplus NOTE_OFFs are
+    ignored, notes left open end with their example, every note is capped at 5 s."""
+    from modeling.families.performance.evaluation import decode_events, longest_note_seconds
+
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(6):
+        n = int(rng.integers(1, 80))
+        kind = rng.integers(0, 3, n)
+        pitch = rng.integers(60, 63, n)  # three pitches: unisons and stray releases
+        shift = rng.integers(1, 101, n)
+        examples.append(
+            np.where(kind == 0, NOTE_ON + pitch, np.where(kind == 1, NOTE_OFF + pitch, 255 + shift))
+        )
+    examples.append(np.array([NOTE_ON + 60] + [TIME_SHIFT + 99] * 7))  # open for 7 s: capped
+    offsets = np.cumsum([0, *map(len, examples)])
+    want = 0.0
+    for events in examples:
+        ns = decode_events(events, {}, event_space="performance:v0", qpm=120.0)
+        want = max(want, *(n.end_time - n.start_time for n in ns.notes), 0.0)
+    got = longest_note_seconds(np.concatenate(examples), offsets)
+    assert got == pytest.approx(want)
+    for i, events in enumerate(examples[:-1]):  # and each example alone
+        ns = decode_events(events, {}, event_space="performance:v0", qpm=120.0)
+        alone = max((n.end_time - n.start_time for n in ns.notes), default=0.0)
+        assert longest_note_seconds(events, np.array([0, len(events)])) == pytest.approx(alone), i

@@ -148,7 +148,7 @@ QUALITY_LABELS = {
     "duration_distance": "durations",
     "density_difference": "density (notes/s)",
     "chord_tone_ratio": "chord tones >= 0.9 x data",
-    "longest_note_seconds": "longest note (s) <= data's",
+    "longest_note_seconds": "longest note (s) <= data's (both splits)",
     "density_requests_met": "density requests within 20 %",
     "histogram_requests_distance": "histogram requests TV <= 0.2",
     "notes_per_step": "notes per step in data p5-p95",

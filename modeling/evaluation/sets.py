@@ -143,7 +143,8 @@ def data_pool(sd: SetData, family: str, seconds: float) -> tuple[Q.Pieces, float
     The quality bar's noise floor draws its two random groups from these windows, and
     polyphony's percentiles come from them; windows (not whole examples) give short generated
     spans many more data pieces than there are eval examples. The longest note is measured on
-    whole decoded examples.
+    whole decoded examples and, for a family with the ``longest_note`` criterion, on the train
+    split too (its ``longest_note_seconds``): the models learn their note lengths there.
     """
     key = (family, round(seconds, 6))
     if key not in sd.pools:
@@ -159,6 +160,9 @@ def data_pool(sd: SetData, family: str, seconds: float) -> tuple[Q.Pieces, float
             while k == 0 or (k + 1) * seconds <= notes.total_time + 1e-9:
                 windows.append(notes.window(k * seconds, (k + 1) * seconds))
                 k += 1
+        hooks, train = family_of(family), sd.examples.train
+        if "longest_note" in hooks.QUALITY_CRITERIA and len(train):
+            longest = max(longest, hooks.longest_note_seconds(train.events, train.offsets))
         sd.pools[key] = (Q.pieces(windows, SECONDS_PER_STEP), longest)
     return sd.pools[key]
 

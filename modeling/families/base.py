@@ -130,6 +130,10 @@ class HParams:
     attn_length: int = 0
     clip_norm: float = 3.0
     learning_rate: float = 1e-3
+    output_terms: bool = False
+    """Add the encoding's own logit terms (``encoding.output_terms()``; performance: per-pitch
+    release and time-shift terms from the held-note columns). Not Magenta's; off by default so
+    checkpoints written before it load unchanged."""
 
     def override(self, **changes: Any) -> HParams:
         """A copy with ``changes`` applied; unknown keys raise ``KeyError`` naming the valid ones."""
@@ -352,7 +356,8 @@ class Family(Protocol):
     """Samples are generated over chord progressions and scored on chord tones."""
     QUALITY_CRITERIA: ClassVar[frozenset[str]]
     """The quality bar's family-specific criteria (:func:`modeling.quality.assess`):
-    ``longest_note``, ``control_requests``, ``texture_percentiles``."""
+    ``longest_note`` (the family then also defines ``longest_note_seconds(events, offsets)``,
+    the longest note of a flat split), ``control_requests``, ``texture_percentiles``."""
     REQUEST_COLUMNS: ClassVar[Mapping[str, str]]
     """Request fields of the family beyond the common ones, with their MLflow column types."""
     EXAMPLE_REQUEST: ClassVar[Mapping[str, Any]]

@@ -409,6 +409,7 @@ def _init_weights(
     controls = check_init_compatible(ckpt.config_of(payload), model, source)
     if controls:
         payload = {**payload, "model": ckpt.with_control_inputs(payload["model"], controls)}
+    payload = {**payload, "model": ckpt.with_new_terms(payload["model"], model)}
     try:
         ckpt.load_state(model, payload["model"], f"--init-from {source}")
     except ckpt.CheckpointError as exc:

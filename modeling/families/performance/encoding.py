@@ -26,7 +26,11 @@ from modeling.families.performance.config import (
     HISTOGRAM_PRIOR_COUNT,
     HISTOGRAM_WINDOW_SECONDS,
     MAX_NOTE_DURATION_SECONDS,
+    MAX_SHIFT_STEPS,
+    NOTE_OFF,
+    NOTE_ON,
     STEPS_PER_SECOND,
+    TIME_SHIFT,
     event_space_name,
     num_classes,
 )
@@ -273,6 +277,22 @@ class HeldNotes(ExtraInputs):
         count, age = held_notes(events, self.window)
         seconds = age.to(dtype).div_(self.steps_per_second).clamp_(max=self.max_seconds)
         return torch.cat([count.to(dtype), seconds], dim=-1)
+
+    def output_terms(self) -> torch.nn.Module:
+        """The logit terms that read these columns (:mod:`.terms`; the ``output_terms`` hparam)."""
+        from modeling.families.performance.terms import HeldNoteTerms
+
+        first = self.base.input_size
+        return HeldNoteTerms(
+            count_col=first,
+            seconds_col=first + 128,
+            note_on=NOTE_ON,
+            note_off=NOTE_OFF,
+            time_shift=TIME_SHIFT,
+            max_shift=MAX_SHIFT_STEPS,
+            steps_per_second=self.steps_per_second,
+            max_seconds=self.max_seconds,
+        )
 
 
 def controls_of(encoding: Any) -> ControlledPerformance | None:

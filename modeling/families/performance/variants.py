@@ -7,11 +7,14 @@ from modeling.families.onehot import OneHot
 from modeling.families.performance.config import NAME, event_space_name, num_classes
 from modeling.families.performance.encoding import ControlledPerformance, HeldNotes
 
-_HPARAMS = HParams(batch_size=64, rnn_layer_sizes=(512, 512, 512), dropout_keep_prob=1.0)
+_HPARAMS = HParams(
+    batch_size=64, rnn_layer_sizes=(512, 512, 512), dropout_keep_prob=1.0, output_terms=True
+)
 
 # Every variant also sees the notes it holds (:class:`HeldNotes`): Magenta's inputs plus
 # 2 x 128 columns (per pitch, notes held and seconds since the newest began), the same events
-# and labels.
+# and labels; ``output_terms`` adds the release and time-shift terms that read those columns
+# (:mod:`.terms`).
 PERFORMANCE = HeldNotes(OneHot("performance", event_space_name(0), num_classes(0)))
 PERFORMANCE_WITH_DYNAMICS = HeldNotes(
     OneHot("performance_with_dynamics", event_space_name(32), num_classes(32))

@@ -1,0 +1,145 @@
+"""The performance output terms (``output_terms`` hparam): they start as no term, step equals
+forward, they add one shared per-pitch function to NOTE_ON/NOTE_OFF and one function of "the
+oldest note's age after this shift" to TIME_SHIFT, nothing else; old checkpoints load without them.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from modeling.families.performance.config import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
+from modeling.hparams import hparams_from_dict, hparams_to_dict
+from modeling.model import EventRNN
+from modeling.variants import get_variant
+
+torch.set_num_threads(1)
+
+
+def _model(name: str = "performance_with_dynamics", terms: bool = True, seed: int = 0) -> EventRNN:
+    torch.manual_seed(seed)
+    cfg = get_variant(name)
+    return EventRNN(cfg, cfg.hparams.override(rnn_layer_sizes=(16, 16), output_terms=terms))
+
+
+def _randomise(module: torch.nn.Module, seed: int = 1) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+
+
+def _performance_events(t: int = 120, seed: int = 0) -> torch.Tensor:
+    """Random note-ons, note-offs of held pitches, shifts and velocities (a plausible stream)."""
+    g = torch.Generator().manual_seed(seed)
+    kinds = torch.randint(0, 4, (2, t), generator=g)
+    pitch = torch.randint(60, 64, (2, t), generator=g)  # few pitches: releases and unisons
+    shift = torch.randint(0, 100, (2, t), generator=g)
+    vel = torch.randint(0, 32, (2, t), generator=g)
+    return torch.stack(
+        [NOTE_ON + pitch, NOTE_OFF + pitch, TIME_SHIFT + shift, VELOCITY + vel], -1
+    ).gather(-1, kinds.unsqueeze(-1))[..., 0]
+
+
+def test_terms_start_as_no_terms() -> None:
+    """Zero last layers: a fresh model with terms gives the logits of the same model without."""
+    plain, with_terms = _model(terms=False), _model(terms=True)
+    with_terms.load_state_dict(plain.state_dict(), strict=False)
+    x = with_terms.encoding.inputs(_performance_events(), {})
+    with torch.no_grad():
+        torch.testing.assert_close(with_terms(x), plain(x))
+
+
+def test_step_matches_forward_with_terms() -> None:
+    model = _model().eval()
+    _randomise(model.terms)
+    x = model.encoding.inputs(_performance_events(), {})
+    with torch.no_grad():
+        full = model(x)
+        state, outs = None, []
+        for t in range(x.shape[1]):
+            logits, state = model.step(x[:, t], state)
+            outs.append(logits)
+    assert not torch.allclose(full, _model(terms=False)(x))  # the terms are in play
+    torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_terms_are_one_table_per_pitch_and_per_shift() -> None:
+    """By hand: NOTE_ON(p)/NOTE_OFF(p) get the table entry of (notes held, age in steps),
+    TIME_SHIFT of k steps gets the entry of (anything held, oldest age + k); velocities get
+    nothing; an age past the tables' end reads their last entry."""
+    model = _model()
+    terms = model.terms
+    _randomise(terms)
+    pitch_table, shift_table = (t.detach() for t in terms.tables())
+    enc = model.encoding
+    x = torch.zeros(1, 1, enc.input_size)
+    count, seconds = enc.base.input_size, enc.base.input_size + 128
+    held = {60: (1, 0.5), 64: (1, 0.5), 67: (3, 1.75), 30: (0, 0.0)}
+    for p, (c, s) in held.items():
+        x[0, 0, count + p], x[0, 0, seconds + p] = c, s
+    with torch.no_grad():
+        delta = terms(x, torch.zeros(1, 1, enc.num_classes))[0, 0]
+    for p, (c, s) in {**held, 100: (0, 0.0)}.items():
+        row, age = min(c, 2), round(s * 100)
+        assert float(delta[NOTE_ON + p]) == pytest.approx(float(pitch_table[row, 0, age]))
+        assert float(delta[NOTE_OFF + p]) == pytest.approx(float(pitch_table[row, 1, age]))
+    assert float(delta[NOTE_ON + 60]) == float(delta[NOTE_ON + 64])  # shared by pitches
+    for k in (1, 25, 100):
+        assert float(delta[TIME_SHIFT + k - 1]) == pytest.approx(float(shift_table[1, 175 + k]))
+    assert torch.count_nonzero(delta[VELOCITY:]) == 0
+    with torch.no_grad():  # nothing held: the other shift row, from age 0
+        quiet = terms(torch.zeros(1, 1, enc.input_size), torch.zeros(1, 1, enc.num_classes))
+    torch.testing.assert_close(quiet[0, 0, TIME_SHIFT:VELOCITY], shift_table[0, 1:101])
+    x[0, 0, seconds + 67] = 9.0  # past the 5 s cap of the columns: the last entry
+    with torch.no_grad():
+        late = terms(x, torch.zeros(1, 1, enc.num_classes))[0, 0]
+    assert float(late[NOTE_OFF + 67]) == pytest.approx(float(pitch_table[2, 1, -1]))
+
+
+def test_an_age_the_data_never_reached_keeps_the_last_learned_value() -> None:
+    """The tables are running sums of increments: pushing down the shifts that cross 2.0 s, up
+    to 2.6 s (as training on data that never holds a note longer does), leaves every longer one
+    at 2.6 s's value, not at the untrained 0."""
+    terms = _model("performance").terms
+    opt = torch.optim.SGD(terms.parameters(), lr=1.0)
+    _, shift_table = terms.tables()
+    shift_table[1, 201:260].sum().backward()  # the gradient of shifts crossing 2.0 s, up to 2.6
+    opt.step()
+    after = terms.tables()[1].detach()
+    assert float(after[1, 300]) == float(after[1, 600]) == float(after[1, 259])  # 3 s, 6 s
+    assert float(after[1, 259]) < float(after[1, 200]) < 0
+
+
+def test_checkpoints_without_the_hparam_load_without_terms() -> None:
+    """A checkpoint's hparams written before ``output_terms`` existed build the plain model."""
+    old = hparams_to_dict(get_variant("performance").hparams)
+    old.pop("output_terms")
+    hp = hparams_from_dict(old)
+    assert hp.output_terms is False
+    model = EventRNN(get_variant("performance"), hp)
+    assert model.terms is None
+    assert not any(k.startswith("terms.") for k in model.state_dict())
+    assert any(k.startswith("terms.") for k in _model("performance").state_dict())
+
+
+def test_terms_need_an_encoding_that_has_them() -> None:
+    cfg = get_variant("basic_rnn")
+    with pytest.raises(ValueError, match="output_terms=true needs an encoding with logit terms"):
+        EventRNN(cfg, cfg.hparams.override(output_terms=True))
+
+
+def test_starting_from_weights_without_terms_computes_what_they_did() -> None:
+    """``--init-from`` a checkpoint trained before the terms: the model gets fresh (zero) terms
+    and gives the source's logits; a source with terms keeps its own."""
+    from modeling import checkpoint as ckpt
+
+    plain, with_terms = _model(terms=False), _model(terms=True, seed=3)
+    state = ckpt.with_new_terms(plain.state_dict(), with_terms)
+    ckpt.load_state(with_terms, state, "test")
+    x = with_terms.encoding.inputs(_performance_events(), {})
+    with torch.no_grad():
+        torch.testing.assert_close(with_terms(x), plain(x))
+    _randomise(with_terms.terms)
+    trained = with_terms.state_dict()
+    assert ckpt.with_new_terms(trained, _model(seed=4)) is trained
