@@ -1,7 +1,7 @@
-"""The performance output terms (``output_terms`` hparam): they start as no term, step equals
-forward, they add one shared per-pitch function to NOTE_ON/NOTE_OFF and one function of "the
-oldest note's age after this shift" to TIME_SHIFT, nothing else; old checkpoints load without them.
-"""
+"""The output terms (``output_terms`` hparam). Performance: per-pitch NOTE_ON/NOTE_OFF tables
+of (notes held, age) and TIME_SHIFT tables of the oldest note's age after the shift; triad
+improv: twelve chord-interval weights on the pitch logits. Each starts as no term, step equals
+forward, only its classes move; old checkpoints load without them."""
 
 from __future__ import annotations
 
@@ -143,3 +143,52 @@ def test_starting_from_weights_without_terms_computes_what_they_did() -> None:
     _randomise(with_terms.terms)
     trained = with_terms.state_dict()
     assert ckpt.with_new_terms(trained, _model(seed=4)) is trained
+
+
+@pytest.mark.parametrize("name", ["basic_improv", "attention_improv"])
+def test_chord_tone_terms_by_hand(name: str) -> None:
+    """Improv: each pitch class p gets the sum over the chord's pitch classes j of
+    weight[(p - j) % 12]; classes that play no pitch (no event, note off, repeats) get nothing;
+    step equals forward."""
+    cfg = get_variant(name)
+    torch.manual_seed(0)
+    model = EventRNN(cfg, cfg.hparams.override(rnn_layer_sizes=(16, 16))).eval()
+    terms = model.terms
+    _randomise(terms)
+    w = terms.weight.detach()
+    enc = cfg.encoding
+    x = torch.zeros(1, 1, enc.input_size)
+    chord = [0, 4, 7]  # C major's pitch classes in the chord-tone columns
+    x[0, 0, enc.input_size - 12 + torch.tensor(chord)] = 1.0
+    with torch.no_grad():
+        delta = terms(x, torch.zeros(1, 1, enc.num_classes))[0, 0]
+    from modeling.families.melody.encoding import class_pitches
+
+    pitch = class_pitches(enc)
+    for c in range(enc.num_classes):
+        want = sum(float(w[(pitch[c] - j) % 12]) for j in chord) if pitch[c] >= 0 else 0.0
+        assert float(delta[c]) == pytest.approx(want, abs=1e-5), c
+    assert int((pitch >= 0).sum()) == 36 and float(delta[pitch == 60][0]) == float(
+        delta[pitch == 72][0]
+    )  # the same in every octave
+    events = torch.randint(0, 38, (2, 20))  # stored melody events of 48..84: 36 pitches + 2
+    from modeling.families.chords import COLUMN_DTYPES
+
+    cond = {
+        c: torch.randint(0, 4 if c != "chord_pitches" else 4096, (2, 21)) for c in COLUMN_DTYPES
+    }
+    cond = enc.conditions(events, {k: v.numpy() for k, v in cond.items()})
+    xs = enc.inputs(events, cond)
+    with torch.no_grad():
+        full = model(xs)
+        state, outs = None, []
+        for t in range(xs.shape[1]):
+            logits, state = model.step(xs[:, t], state)
+            outs.append(logits)
+    torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_chord_tone_terms_need_the_chord_tone_columns() -> None:
+    cfg = get_variant("chord_pitches_improv")
+    with pytest.raises(ValueError, match="needs chord_tones columns"):
+        EventRNN(cfg, cfg.hparams.override(output_terms=True))

@@ -277,7 +277,10 @@ def prepare(args: argparse.Namespace, d: Dist) -> RunSpec:
     variant = _variant(args, params_hparams)
     examples = _examples(args.examples, variant, d)
     pad_value = neutral_pad(variant)
-    model = EventRNN(variant, variant.hparams, attention=args.attention)
+    try:
+        model = EventRNN(variant, variant.hparams, attention=args.attention)
+    except ValueError as exc:  # e.g. output_terms on an encoding that has none
+        raise UsageError(first_line(exc)) from None
     probe(model, variant, examples, pad_value)
 
     from modeling.registry import data_version

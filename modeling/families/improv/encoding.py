@@ -162,3 +162,14 @@ class ChordConditioned:
 
     def label_aliases(self, events: torch.Tensor, cond: Cond) -> torch.Tensor | None:
         return label_aliases(self.target, events, cond)
+
+    def output_terms(self) -> torch.nn.Module:
+        """The chord-tone logit terms (:mod:`.terms`; the ``output_terms`` hparam), which read
+        the ``chord_tones`` columns; an encoding without them has none to read."""
+        from modeling.families.improv.terms import ChordToneTerms
+        from modeling.families.melody.encoding import class_pitches
+
+        if not self.chord_tones:
+            raise ValueError(f"output_terms=true needs chord_tones columns; {self.name} has none")
+        pitches = torch.as_tensor(class_pitches(self.target))
+        return ChordToneTerms(self.input_size - 12, pitches)
