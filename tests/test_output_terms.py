@@ -155,7 +155,7 @@ def test_chord_tone_terms_by_hand(name: str) -> None:
     model = EventRNN(cfg, cfg.hparams.override(rnn_layer_sizes=(16, 16))).eval()
     terms = model.terms
     _randomise(terms)
-    w = terms.weight.detach()
+    w = terms.weight.detach()[0]
     enc = cfg.encoding
     x = torch.zeros(1, 1, enc.input_size)
     chord = [0, 4, 7]  # C major's pitch classes in the chord-tone columns
@@ -192,3 +192,29 @@ def test_chord_tone_terms_need_the_chord_tone_columns() -> None:
     cfg = get_variant("chord_pitches_improv")
     with pytest.raises(ValueError, match="needs chord_tones columns"):
         EventRNN(cfg, cfg.hparams.override(output_terms=True))
+
+
+def test_key_terms_read_both_key_columns() -> None:
+    """attention_rnn: the keys fitting all notes so far and those fitting the last 3 pitches
+    each add weight[(p - key) % 12] per marked key, with their own twelve weights."""
+    from modeling.families.melody.encoding import class_pitches
+
+    cfg = get_variant("attention_rnn")
+    enc = cfg.encoding
+    torch.manual_seed(0)
+    model = EventRNN(cfg, cfg.hparams.override(rnn_layer_sizes=(16, 16), output_terms=True))
+    _randomise(model.terms)
+    w = model.terms.weight.detach()
+    events = torch.tensor([[2 + 12, 2 + 16, 2 + 19, 0, 2 + 14, 1]])  # C E G, rest, D, off
+    x = enc.inputs(events, {})
+    all_keys, recent = x[0, -1, -24:-12], x[0, -1, -12:]
+    assert 0 < int(all_keys.sum()) < 12 and 0 < int(recent.sum()) < 12  # the columns are these
+    with torch.no_grad():
+        delta = model.terms(x, torch.zeros(1, x.shape[1], enc.num_classes))[0, -1]
+    pitch = class_pitches(enc)
+    for c in range(enc.num_classes):
+        want = 0.0
+        if pitch[c] >= 0:
+            want = sum(float(w[0, (pitch[c] - k) % 12]) for k in torch.nonzero(all_keys).flatten())
+            want += sum(float(w[1, (pitch[c] - k) % 12]) for k in torch.nonzero(recent).flatten())
+        assert float(delta[c]) == pytest.approx(want, abs=1e-5), c

@@ -164,12 +164,12 @@ class ChordConditioned:
         return label_aliases(self.target, events, cond)
 
     def output_terms(self) -> torch.nn.Module:
-        """The chord-tone logit terms (:mod:`.terms`; the ``output_terms`` hparam), which read
+        """The chord-tone logit terms (:mod:`modeling.families.pitch_terms`), which read
         the ``chord_tones`` columns; an encoding without them has none to read."""
-        from modeling.families.improv.terms import ChordToneTerms
         from modeling.families.melody.encoding import class_pitches
+        from modeling.families.pitch_terms import PitchClassTerms
 
         if not self.chord_tones:
             raise ValueError(f"output_terms=true needs chord_tones columns; {self.name} has none")
         pitches = torch.as_tensor(class_pitches(self.target))
-        return ChordToneTerms(self.input_size - 12, pitches)
+        return PitchClassTerms([self.input_size - 12], pitches)

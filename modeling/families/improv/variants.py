@@ -14,7 +14,7 @@ _BASIC_HPARAMS = HParams(
     batch_size=128, rnn_layer_sizes=(64, 64), dropout_keep_prob=0.5, clip_norm=5.0
 )
 # ... and add twelve learned chord-interval terms to their pitch logits (``output_terms``,
-# :mod:`modeling.families.improv.terms`).
+# :mod:`modeling.families.pitch_terms`).
 _TERMS_HPARAMS = _BASIC_HPARAMS.override(output_terms=True)
 
 VARIANTS: dict[str, VariantConfig] = variant_table(

@@ -304,6 +304,15 @@ class KeyMelody(_LookbackMelody):
             dim=-1,
         )
 
+    def output_terms(self) -> torch.nn.Module:
+        """Key terms on the pitch logits from the two key columns, the keys that best fit all
+        notes so far and the last 3 distinct pitches (:mod:`modeling.families.pitch_terms`; the
+        ``output_terms`` hparam)."""
+        from modeling.families.pitch_terms import PitchClassTerms
+
+        all_keys = self.input_size - 24
+        return PitchClassTerms([all_keys, all_keys + 12], torch.as_tensor(class_pitches(self)))
+
     def _plain_labels(self, ev: torch.Tensor) -> torch.Tensor:
         r = self.note_range
         return torch.where(

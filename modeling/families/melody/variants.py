@@ -9,7 +9,9 @@ from modeling.families.melody.extract import NAME
 _MELODY_HPARAMS = HParams(
     batch_size=128, rnn_layer_sizes=(128, 128), dropout_keep_prob=0.5, clip_norm=5.0
 )
-_ATTENTION_HPARAMS = _MELODY_HPARAMS.override(attn_length=40, clip_norm=3.0)
+# The key-melody models also add learned key terms to their pitch logits (``output_terms``:
+# twelve weights per key column, :mod:`modeling.families.pitch_terms`); not Magenta's.
+_ATTENTION_HPARAMS = _MELODY_HPARAMS.override(attn_length=40, clip_norm=3.0, output_terms=True)
 
 VARIANTS: dict[str, VariantConfig] = variant_table(
     NAME,
