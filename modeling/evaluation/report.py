@@ -9,6 +9,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from modeling import quality as Q
 from modeling.evaluation.core import Result
 from modeling.evaluation.settings import METRIC_KEYS, Settings
@@ -125,19 +127,53 @@ def data_limits(results: Sequence[Result]) -> list[str]:
             continue
         seen.add(r.example_set)
         # step-based families are quantised by construction; only a free time axis can say
-        if "second" not in r.unit or td["top3_gap_share"] < QUANTISED_GAP_SHARE:
+        if "second" not in r.unit:
             continue
-        lines.append(
-            f"- `{r.example_set}`: three gaps between onsets make up {100 * td['top3_gap_share']:.0f} "
-            "% of a typical eval piece's gaps (recorded piano: about 45 %) and it uses "
-            f"{td['velocities']} loudness level{'s' if td['velocities'] != 1 else ''}: these are "
-            "quantised scores, not performances. There is no expressive timing"
-            f"{' or dynamics' if td['velocities'] <= 2 else ''} to learn, so its models can at "
-            "best play a metronomic score, and density or pitch requests far from the scores' "
-            "own cannot be learnt from it. Real performances (the full profile's ASAP and "
-            "POP909 sets) lift that limit."
-        )
+        if td["top3_gap_share"] >= QUANTISED_GAP_SHARE:
+            lines.append(
+                f"- `{r.example_set}`: three gaps between onsets make up {100 * td['top3_gap_share']:.0f} "
+                "% of a typical eval piece's gaps (recorded piano: about 45 %) and it uses "
+                f"{td['velocities']} loudness level{'s' if td['velocities'] != 1 else ''}: these are "
+                "quantised scores, not performances. There is no expressive timing"
+                f"{' or dynamics' if td['velocities'] <= 2 else ''} to learn, so its models can at "
+                "best play a metronomic score, and density or pitch requests far from the scores' "
+                "own cannot be learnt from it. Real performances (the full profile's ASAP and "
+                "POP909 sets) lift that limit."
+            )
+        lines += _density_coverage(r.example_set, td, results)
     return ["## What the data limits", "", *lines, ""] if lines else []
+
+
+def _density_coverage(
+    example_set: str, td: Mapping[str, Any], results: Sequence[Result]
+) -> list[str]:
+    """How much of a set's music a density request's 20 % band holds: a model conditioned on
+    density can only learn the densities its data play."""
+    pct = td.get("density_percentiles")
+    wanted = sorted(
+        {
+            float(c["requested_density"])
+            for r in results
+            if r.example_set == example_set
+            for c in r.controls
+            if "requested_density" in c
+        }
+    )
+    if not pct or not wanted:
+        return []
+    cdf = np.linspace(0.0, 1.0, len(pct))
+    parts = []
+    for want in wanted:
+        lo, hi = (1 - Q.DENSITY_TOLERANCE) * want, (1 + Q.DENSITY_TOLERANCE) * want
+        share = np.interp(hi, pct, cdf, left=0.0, right=1.0) - np.interp(
+            lo, pct, cdf, left=0.0, right=1.0
+        )
+        parts.append(f"{want:g} notes/s: {100 * share:.1f} %")
+    return [
+        f"- `{example_set}`: the share of the eval music's 3-s windows (from each onset) whose density lies "
+        f"within 20 % of each density request: {'; '.join(parts)}. A request the data rarely "
+        "play is one a density-conditioned model has had almost no example of."
+    ]
 
 
 QUALITY_LABELS = {

@@ -248,8 +248,29 @@ def timing_and_dynamics(notes: list[MS.NoteArrays], min_gap: float = 0.04) -> di
             counts = np.sort(np.unique(gaps, return_counts=True)[1])[::-1]
             shares.append(float(counts[:3].sum()) / len(gaps))
     velocities = np.concatenate([n.velocity for n in notes]) if notes else np.zeros(0)
+    density = window_densities(notes)
     return {
         "pieces": len(shares),
         "top3_gap_share": float(np.median(shares)) if shares else None,
         "velocities": len(np.unique(velocities)),
+        "density_percentiles": np.percentile(density, np.arange(101)).round(3).tolist()
+        if len(density)
+        else None,
     }
+
+
+DENSITY_WINDOW = 3.0
+"""Seconds of Performance RNN's density control window (notes per second from an event on)."""
+
+
+def window_densities(notes: list[MS.NoteArrays], window: float = DENSITY_WINDOW) -> np.ndarray:
+    """Notes per second in the ``window`` from each onset that has a whole window after it: the
+    densities a set plays, against which a density request can be read (the report says what
+    share of them a request's 20 % band holds)."""
+    out = []
+    for n in notes:
+        onsets = np.sort(n.start)
+        starts = onsets[onsets + window <= n.total_time + 1e-9]
+        counts = np.searchsorted(onsets, starts + window - 1e-9) - np.searchsorted(onsets, starts)
+        out.append(counts / window)
+    return np.concatenate(out) if out else np.zeros(0)
