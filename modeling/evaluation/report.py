@@ -168,7 +168,7 @@ def _density_coverage(
         share = np.interp(hi, pct, cdf, left=0.0, right=1.0) - np.interp(
             lo, pct, cdf, left=0.0, right=1.0
         )
-        parts.append(f"{want:g} notes/s: {100 * share:.1f} %")
+        parts.append(f"{want:.3g} notes/s: {100 * share:.1f} %")
     return [
         f"- `{example_set}`: the share of the eval music's 3-s windows (from each onset) whose density lies "
         f"within 20 % of each density request: {'; '.join(parts)}. A request the data rarely "
