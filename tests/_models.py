@@ -121,3 +121,16 @@ def tracking_store(uri: str) -> Iterator[None]:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = old_uri
+
+
+def assert_step_matches_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Stepping ``model`` one input row at a time gives the logits of one pass over ``x`` (the
+    generation path equals the training one); returns those logits."""
+    with torch.no_grad():
+        full = model(x)
+        state, outs = None, []
+        for t in range(x.shape[1]):
+            logits, state = model.step(x[:, t], state)
+            outs.append(logits)
+    torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=1e-5)
+    return full

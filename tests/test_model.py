@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _models import assert_step_matches_forward
 
 from modeling.families.base import HParams, VariantConfig
 from modeling.families.onehot import OneHot
@@ -40,14 +41,7 @@ def _events(b: int = 3, t: int = 23, seed: int = 0) -> torch.Tensor:
 def test_step_matches_forward(attn: int, mode: str) -> None:
     torch.manual_seed(0)
     model = EventRNN(_config(attn), attention=mode).eval()
-    x = ENC.inputs(_events(), {})
-    with torch.no_grad():
-        full = model(x)
-        state, outs = None, []
-        for t in range(x.shape[1]):
-            logits, state = model.step(x[:, t], state)
-            outs.append(logits)
-    torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=1e-5)
+    assert_step_matches_forward(model, ENC.inputs(_events(), {}))
 
 
 @pytest.mark.parametrize(("attn", "mode"), CASES)

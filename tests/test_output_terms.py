@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _models import assert_step_matches_forward
 
 from modeling.families.performance.config import NOTE_OFF, NOTE_ON, TIME_SHIFT, VELOCITY
 from modeling.hparams import hparams_from_dict, hparams_to_dict
@@ -54,14 +55,8 @@ def test_step_matches_forward_with_terms() -> None:
     model = _model().eval()
     _randomise(model.terms)
     x = model.encoding.inputs(_performance_events(), {})
-    with torch.no_grad():
-        full = model(x)
-        state, outs = None, []
-        for t in range(x.shape[1]):
-            logits, state = model.step(x[:, t], state)
-            outs.append(logits)
+    full = assert_step_matches_forward(model, x)
     assert not torch.allclose(full, _model(terms=False)(x))  # the terms are in play
-    torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=1e-5)
 
 
 def test_terms_are_one_table_per_pitch_and_per_shift() -> None:
@@ -178,14 +173,7 @@ def test_chord_tone_terms_by_hand(name: str) -> None:
         c: torch.randint(0, 4 if c != "chord_pitches" else 4096, (2, 21)) for c in COLUMN_DTYPES
     }
     cond = enc.conditions(events, {k: v.numpy() for k, v in cond.items()})
-    xs = enc.inputs(events, cond)
-    with torch.no_grad():
-        full = model(xs)
-        state, outs = None, []
-        for t in range(xs.shape[1]):
-            logits, state = model.step(xs[:, t], state)
-            outs.append(logits)
-    torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=1e-5)
+    assert_step_matches_forward(model, enc.inputs(events, cond))
 
 
 def test_chord_tone_terms_need_the_chord_tone_columns() -> None:
