@@ -8,8 +8,9 @@ Performance variants wrap Magenta's encoding in
 :class:`~modeling.families.performance.encoding.HeldNotes` (per pitch: the notes held after each
 event and for how long), polyphony in :class:`~modeling.families.polyphony.encoding.StepContext`
 (the last step's pitches, the step so far, the recent pitch classes); both are
-:class:`~modeling.families.extra.ExtraInputs`. The baseline arm ``magenta`` trains the variant on the same
-set with the wrapper removed, i.e. Magenta's exact inputs; ``extra`` trains it with the wrapper;
+:class:`~modeling.families.extra.ExtraInputs`. The baseline arm ``magenta`` trains the variant
+on the same set with the wrapper removed, i.e. Magenta's exact inputs; ``extra`` trains it with
+the wrapper;
 for performance variants ``terms`` adds the release and time-shift terms that read the held-note
 columns (:mod:`modeling.families.performance.terms`, the ``output_terms`` hparam), as shipped.
 Each arm is ``modeling.train`` itself in its own process (``--no-mlflow``), then generates

@@ -232,8 +232,8 @@ def with_control_inputs(state: dict[str, torch.Tensor], controls: int) -> dict[s
 
 
 def with_new_terms(state: dict[str, torch.Tensor], model: EventRNN) -> dict[str, torch.Tensor]:
-    """``state`` of a source without output terms, given ``model``'s fresh ones: they start as
-    no term (zero last layers), so the model computes exactly what the source did."""
+    """``state`` of a source without output terms, given ``model``'s fresh ones: they start at
+    zero (no term), so the model computes exactly what the source did."""
     if model.terms is None or any(k.startswith("terms.") for k in state):
         return state
     own = model.state_dict()

@@ -131,9 +131,10 @@ class HParams:
     clip_norm: float = 3.0
     learning_rate: float = 1e-3
     output_terms: bool = False
-    """Add the encoding's own logit terms (``encoding.output_terms()``; performance: per-pitch
-    release and time-shift terms from the held-note columns). Not Magenta's; off by default so
-    checkpoints written before it load unchanged."""
+    """Add the encoding's own logit terms (``encoding.output_terms()``: performance's release and
+    time-shift tables read from the held-note columns, the triad improv models' chord terms and
+    the key-melody models' key terms). Not Magenta's; off by default so checkpoints written
+    before it load unchanged."""
 
     def override(self, **changes: Any) -> HParams:
         """A copy with ``changes`` applied; unknown keys raise ``KeyError`` naming the valid ones."""

@@ -4,7 +4,7 @@
 notes it holds and for how long, but the decision to release still has to pass through a
 128-cell state and a [128, 356] head, separately for each pitch. Measured on the default
 chorales (2 x 128 cells): a few of ~2,800 sampled notes still ran to the 5 s decoding cap
-(the data's longest note is 2.0 s). :class:`HeldNoteTerms` makes "release a note of this age"
+(the data's longest note is 3.15 s, and 99.85 % of its notes end by 2.0 s). :class:`HeldNoteTerms` makes "release a note of this age"
 a fact with a handful of weights shared by every pitch:
 
 * per pitch p, a learned table indexed by (notes held: 0, 1, 2 or more; age in clock steps)
@@ -14,8 +14,8 @@ a fact with a handful of weights shared by every pitch:
   note's age + s) adds to that shift's logit, so a shift that would carry a held note past what
   the data ever holds grows unlikely.
 
-Tables, not a small MLP: the data's ages fall on a grid and their limit is sharp (the chorales
-hold no note past 2.0 s; a shift that crosses it is never taken), so each clock step has its own
+Tables, not a small MLP: the data's ages fall on a grid and their limit is sharp (past 2.0 s
+the chorales hold 0.15 % of their notes, past 3.15 s none), so each clock step has its own
 entry. An MLP of (age, shift) learned a line (slope ~1 logit/s) and let 1 of ~5,200 sampled
 notes run to 2.38 s. Each table is the running sum of per-step increments, so an age the data
 never reaches inherits the last value learned before it rather than falling back to 0.
