@@ -232,12 +232,13 @@ def with_control_inputs(state: dict[str, torch.Tensor], controls: int) -> dict[s
 
 
 def with_new_terms(state: dict[str, torch.Tensor], model: EventRNN) -> dict[str, torch.Tensor]:
-    """``state`` of a source without output terms, given ``model``'s fresh ones: they start at
-    zero (no term), so the model computes exactly what the source did."""
-    if model.terms is None or any(k.startswith("terms.") for k in state):
+    """``state`` of a source without some of ``model``'s output terms (none at all, or no
+    control terms), given ``model``'s fresh ones: they start at zero (no term), so the model
+    computes exactly what the source did."""
+    if model.terms is None:
         return state
-    own = model.state_dict()
-    return {**state, **{k: v for k, v in own.items() if k.startswith("terms.")}}
+    new = {k: v for k, v in model.state_dict().items() if k.startswith("terms.") and k not in state}
+    return {**state, **new} if new else state
 
 
 def load_model(path: Path | str) -> tuple[EventRNN, VariantConfig, dict[str, Any]]:

@@ -160,8 +160,10 @@ def _compare(
     last_cond: Cond | None = None,
 ) -> None:
     """Training rows (``inputs(E[:, :-1])``, ``labels(E)[:, 1:]``) and the last row vs note-seq."""
-    # Magenta's columns come first; an improv encoding's chord tones (12) follow them
-    width = enc.input_size - 12 * bool(getattr(enc, "chord_tones", False))
+    # Magenta's columns come first; an improv encoding's chord tones (12) and repeat tones
+    # (12 per lookback distance) follow them
+    ours = 12 * bool(getattr(enc, "chord_tones", False)) + getattr(enc, "_repeat_columns", 0)
+    width = enc.input_size - ours
     ref_x = np.asarray(encoded[0], dtype=np.float32).reshape(-1, width)
     ref_y = np.asarray(encoded[1], dtype=np.int64)
     x = enc.inputs(e[:, :-1], cond)[0].numpy()[:, :width]

@@ -28,8 +28,9 @@ from note_seq.protobuf import music_pb2
 
 from modeling.families import chords, improv
 from modeling.families.base import Encoding, Extracted
+from modeling.families.improv.encoding import ChordConditioned, TriadChords
 from modeling.families.improv.extract import ImprovExtractConfig
-from modeling.families.melody.encoding import class_pitches
+from modeling.families.melody.encoding import KeyMelody, class_pitches
 from modeling.families.melody.extract import indices_to_melody_events, melody_events_to_indices
 
 NE, OFF = -2, -1
@@ -182,10 +183,29 @@ def test_chord_tone_columns_are_the_chord_under_the_predicted_step() -> None:
     assert not improv.VARIANTS["chord_pitches_improv"].encoding.chord_tones
 
 
+def test_repeat_tone_columns_are_what_each_repeat_class_would_play() -> None:
+    """attention_improv's 2 x 12 columns after the chord tones: at row t, the pitch class of the
+    event 16 (32) steps before step t + 1, which its "repeat 1 (2) bars ago" class would play;
+    nothing where that event is no pitch or before the start."""
+    enc = improv.VARIANTS["attention_improv"].encoding
+    pitches = [60 + (k % 5) if k % 3 else -2 for k in range(40)]  # a pitch, hold, ...
+    e = torch.as_tensor(melody_events_to_indices(pitches)).long()[None]
+    cols = {k: torch.as_tensor(v).long()[None] for k, v in chords.chord_columns(["C"] * 41).items()}
+    x = enc.inputs(e[:, :-1], enc.conditions(e, cols))[0]
+    for t in range(39):
+        for k, d in enumerate((16, 32)):
+            bits = x[t, -24 + 12 * k : x.shape[-1] - 12 + 12 * k].nonzero().flatten().tolist()
+            src = t + 1 - d
+            want = [pitches[src] % 12] if src >= 0 and pitches[src] >= 0 else []
+            assert bits == want, (t, d)
+    with pytest.raises(ValueError, match="repeat_tones needs chord_tones"):
+        ChordConditioned("x", TriadChords(), KeyMelody(), repeat_tones=True)
+
+
 def test_variant_table_matches_magenta() -> None:
     expected = {  # control + target inputs (+ 12 chord tones: ours), classes, layers, clip, attn
         "basic_improv": (49 + 38 + 12, 38, (64, 64), 5.0, 0),
-        "attention_improv": (49 + 74 + 12, 40, (128, 128, 128), 3.0, 40),
+        "attention_improv": (49 + 74 + 12 + 24, 40, (128, 128, 128), 3.0, 40),  # + repeat tones
         "chord_pitches_improv": (37 + 38, 38, (256, 256, 256), 3.0, 0),
     }
     assert set(improv.VARIANTS) == set(expected)

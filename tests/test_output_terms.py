@@ -143,8 +143,9 @@ def test_starting_from_weights_without_terms_computes_what_they_did() -> None:
 @pytest.mark.parametrize("name", ["basic_improv", "attention_improv"])
 def test_chord_tone_terms_by_hand(name: str) -> None:
     """Improv: each pitch class p gets the sum over the chord's pitch classes j of
-    weight[(p - j) % 12]; classes that play no pitch (no event, note off, repeats) get nothing;
-    step equals forward."""
+    weight[(p - j) % 12]; classes that play no pitch (no event, note off) get nothing; a repeat
+    class gets the term of the pitch class its columns say it would play (attention_improv's
+    ``repeat_tones``); step equals forward."""
     cfg = get_variant(name)
     torch.manual_seed(0)
     model = EventRNN(cfg, cfg.hparams.override(rnn_layer_sizes=(16, 16))).eval()
@@ -154,18 +155,22 @@ def test_chord_tone_terms_by_hand(name: str) -> None:
     enc = cfg.encoding
     x = torch.zeros(1, 1, enc.input_size)
     chord = [0, 4, 7]  # C major's pitch classes in the chord-tone columns
-    x[0, 0, enc.input_size - 12 + torch.tensor(chord)] = 1.0
-    with torch.no_grad():
-        delta = terms(x, torch.zeros(1, 1, enc.num_classes))[0, 0]
+    chord_col = enc.input_size - 12 - enc._repeat_columns
+    x[0, 0, chord_col + torch.tensor(chord)] = 1.0
     from modeling.families.melody.encoding import class_pitches
 
-    pitch = class_pitches(enc)
+    pitch = class_pitches(enc).copy()
+    if enc.repeat_tones:  # repeat 1 bar ago would play an E, 2 bars ago a C#
+        first = enc.num_classes - 2
+        x[0, 0, chord_col + 12 + 4] = x[0, 0, chord_col + 24 + 1] = 1.0
+        pitch[first : first + 2] = [64, 61]
+    with torch.no_grad():
+        delta = terms(x, torch.zeros(1, 1, enc.num_classes))[0, 0]
     for c in range(enc.num_classes):
         want = sum(float(w[(pitch[c] - j) % 12]) for j in chord) if pitch[c] >= 0 else 0.0
         assert float(delta[c]) == pytest.approx(want, abs=1e-5), c
-    assert int((pitch >= 0).sum()) == 36 and float(delta[pitch == 60][0]) == float(
-        delta[pitch == 72][0]
-    )  # the same in every octave
+    assert int((pitch >= 0).sum()) == 36 + 2 * enc.repeat_tones
+    assert float(delta[pitch == 60][0]) == float(delta[pitch == 72][0])  # the same in every octave
     events = torch.randint(0, 38, (2, 20))  # stored melody events of 48..84: 36 pitches + 2
     from modeling.families.chords import COLUMN_DTYPES
 
@@ -206,3 +211,58 @@ def test_key_terms_read_both_key_columns() -> None:
             want = sum(float(w[0, (pitch[c] - k) % 12]) for k in torch.nonzero(all_keys).flatten())
             want += sum(float(w[1, (pitch[c] - k) % 12]) for k in torch.nonzero(recent).flatten())
         assert float(delta[c]) == pytest.approx(want, abs=1e-5), c
+
+
+MULTI = "multiconditioned_performance_with_dynamics"
+
+
+def _multi_inputs(model: EventRNN, density: float = 3.0) -> torch.Tensor:
+    events = _performance_events()
+    c_major = [2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]
+    cond = model.encoding.control_from_request(
+        events, notes_per_second=density, pitch_class_histogram=c_major
+    )
+    return model.encoding.inputs(events, cond)
+
+
+def test_control_terms_by_hand() -> None:
+    """Multiconditioned: the density bin's row adds to every class; each NOTE_ON(p) gets
+    ``sum_j share_j * weight[(p - j) mod 12]`` of the requested pitch-class shares; other
+    classes get no histogram term; stepping still equals forward."""
+    model = _model(MULTI).eval()
+    _randomise(model.terms)
+    controls = model.terms.controls
+    x = torch.zeros(1, 1, model.encoding.input_size)
+    x[0, 0, 3] = 1.0  # density bin 3: [4, 8) notes per second
+    shares = torch.tensor([2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]) / 9
+    x[0, 0, 8:20] = shares
+    with torch.no_grad():
+        delta = controls(x, torch.zeros(1, 1, model.encoding.num_classes))[0, 0]
+        rest = delta - controls.bin_terms[3]
+        weight = controls.histogram.weight[0].detach()
+    for p in (0, 7, 61, 127):
+        want = sum(float(shares[j] * weight[(p - j) % 12]) for j in range(12))
+        assert float(rest[NOTE_ON + p]) == pytest.approx(want, abs=1e-5)
+    assert torch.count_nonzero(rest[NOTE_OFF:]) == 0  # the histogram moves only NOTE_ONs
+    assert_step_matches_forward(model, _multi_inputs(model))
+
+
+def test_control_terms_start_at_zero_from_a_source_with_only_held_note_terms() -> None:
+    """``--init-from`` a controlled checkpoint trained before the control terms: they start at
+    zero, so the model computes what the source did."""
+    from modeling import checkpoint as ckpt
+
+    model = _model(MULTI, seed=5)
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("terms.controls.")}
+    _randomise(model.terms.controls)
+    fresh = _model(MULTI, seed=6)
+    ckpt.load_state(fresh, ckpt.with_new_terms(old, fresh), "test")
+    assert all(
+        torch.count_nonzero(v) == 0
+        for k, v in fresh.state_dict().items()
+        if k.startswith("terms.controls.")
+    )
+    x = _multi_inputs(fresh)
+    with torch.no_grad():
+        model.terms.controls = None  # the source: held-note terms only
+        torch.testing.assert_close(fresh(x), model(x))

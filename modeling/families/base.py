@@ -132,9 +132,10 @@ class HParams:
     learning_rate: float = 1e-3
     output_terms: bool = False
     """Add the encoding's own logit terms (``encoding.output_terms()``: performance's release and
-    time-shift tables read from the held-note columns, the triad improv models' chord terms and
-    the key-melody models' key terms). Not Magenta's; off by default so checkpoints written
-    before it load unchanged."""
+    time-shift tables read from the held-note columns plus the controlled variants' density and
+    histogram terms, the triad improv models' chord terms (attention_improv's repeat classes
+    too) and the key-melody models' key terms). Not Magenta's; off by default so checkpoints
+    written before it load unchanged."""
 
     def override(self, **changes: Any) -> HParams:
         """A copy with ``changes`` applied; unknown keys raise ``KeyError`` naming the valid ones."""

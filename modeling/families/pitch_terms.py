@@ -14,7 +14,8 @@ of 0.142). :class:`PitchClassTerms` adds to the logit of each pitch class p, for
 
 so "a chord tone" (interval 0), "a third above one" or "the fifth degree of a fitting key" is a
 single learned number, the same in every key (the training data are transposed to all of them).
-Classes that play no pitch (no event, note off, lookback repeats) get no term. The weights start
+Classes that play no pitch (no event, note off) get no term; a lookback repeat class gets the
+term of the pitch it would play when its encoding says which (improv's ``repeat_tones``). The weights start
 at zero (no term); the terms read only the input row of their own step, so training and
 generation compute them alike. EventRNN builds them when a variant's ``output_terms`` hparam is
 on: improv's :meth:`~modeling.families.improv.encoding.ChordConditioned.output_terms` (the chord
@@ -34,10 +35,18 @@ class PitchClassTerms(nn.Module):
     """Adds ``bits @ circulant(weight)`` per group of bits to the classes that play a pitch.
 
     ``bit_cols``: the first input column of each group of 12 pitch-class bits (C..B);
-    ``class_pitch``: the MIDI pitch of each output class, -1 for classes that play none.
+    ``class_pitch``: the MIDI pitch of each output class, -1 for classes that play none;
+    ``repeats``: (class, column) pairs for classes whose pitch is in the input instead (a
+    lookback "repeat" class, its pitch class as 12 bits from ``column``): each gets the term
+    of the pitch class it would play, with the same weights.
     """
 
-    def __init__(self, bit_cols: Sequence[int], class_pitch: torch.Tensor) -> None:
+    def __init__(
+        self,
+        bit_cols: Sequence[int],
+        class_pitch: torch.Tensor,
+        repeats: Sequence[tuple[int, int]] = (),
+    ) -> None:
         super().__init__()
         self.bit_cols = tuple(bit_cols)
         self.weight = nn.Parameter(torch.zeros(len(self.bit_cols), 12))
@@ -47,9 +56,19 @@ class PitchClassTerms(nn.Module):
         # interval of each playing class's pitch class above each marked pitch class j: (12, n)
         interval = (pitch[plays].unsqueeze(0) - torch.arange(12).unsqueeze(1)) % 12
         self.register_buffer("_interval", interval, persistent=False)
+        self.repeat_cols = tuple(c for _, c in repeats)
+        self.register_buffer("_repeat_index", torch.tensor([k for k, _ in repeats]).long(), False)
+        circulant = (torch.arange(12).unsqueeze(0) - torch.arange(12).unsqueeze(1)) % 12
+        self.register_buffer("_circulant", circulant, persistent=False)  # [j, i]: i - j
 
     def forward(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """``logits`` (B, T, C) plus the terms read from the inputs ``x`` (B, T, input)."""
         bits = torch.cat([x[..., c : c + 12] for c in self.bit_cols], -1)  # (B, T, 12 * groups)
         table = self.weight[:, self._interval].flatten(0, 1)  # (12 * groups, n)
-        return logits.index_add(-1, self._index, (bits @ table).to(logits.dtype))
+        logits = logits.index_add(-1, self._index, (bits @ table).to(logits.dtype))
+        if not self.repeat_cols:
+            return logits
+        per_class = bits @ self.weight[:, self._circulant].flatten(0, 1)  # (B, T, 12): C..B
+        played = torch.stack([x[..., c : c + 12] for c in self.repeat_cols], -2)  # (B, T, R, 12)
+        terms = (played * per_class.unsqueeze(-2)).sum(-1)
+        return logits.index_add(-1, self._repeat_index, terms.to(logits.dtype))

@@ -108,20 +108,37 @@ class ChordConditioned:
     (the chord-pitches model, which sees these bits, 0.60 and passes). The columns carry no
     information the one-hot lacks (they are the same chord's notes), so they change no
     conditioning a user gives; Magenta's columns still come first, equal to note-seq's.
+
+    ``repeat_tones=True`` (a key-melody target) appends 12 more per lookback distance: the pitch
+    class each "repeat the step of a bar ago" class would play (``repeat_pitch_classes``), so
+    the chord terms reach those classes too. In the lead sheets 15 % of the melody's onsets
+    are such repeats, and without these columns a repeat got no chord term whatever it played.
     """
 
     name: str
     control: TriadChords | PitchChords
     target: Encoding
     chord_tones: bool = False
+    repeat_tones: bool = False
 
     @property
     def event_space(self) -> str:
         return self.target.event_space
 
+    def __post_init__(self) -> None:
+        if self.repeat_tones and not (
+            self.chord_tones and hasattr(self.target, "repeat_pitch_classes")
+        ):
+            raise ValueError("repeat_tones needs chord_tones and a key-melody target")
+
+    @property
+    def _repeat_columns(self) -> int:
+        return 12 * len(self.target.lookback_distances) if self.repeat_tones else 0
+
     @property
     def input_size(self) -> int:
-        return self.control.input_size + self.target.input_size + 12 * self.chord_tones
+        tones = 12 * self.chord_tones + self._repeat_columns
+        return self.control.input_size + self.target.input_size + tones
 
     @property
     def num_classes(self) -> int:
@@ -143,6 +160,8 @@ class ChordConditioned:
         if self.chord_tones:
             (mask,) = _chord_input(cond, (CHORD_TONES,), t)
             parts.append(_pitch_class_bits(mask))
+        if self.repeat_tones:
+            parts.append(self.target.repeat_pitch_classes(events))
         return torch.cat(parts, dim=-1)
 
     def labels(self, events: torch.Tensor, cond: Cond) -> torch.Tensor:
@@ -172,4 +191,9 @@ class ChordConditioned:
         if not self.chord_tones:
             raise ValueError(f"output_terms=true needs chord_tones columns; {self.name} has none")
         pitches = torch.as_tensor(class_pitches(self.target))
-        return PitchClassTerms([self.input_size - 12], pitches)
+        chord = self.input_size - self._repeat_columns - 12
+        repeats = []
+        if self.repeat_tones:
+            first = self.num_classes - len(self.target.lookback_distances)
+            repeats = [(first + k, chord + 12 * (k + 1)) for k in range(self._repeat_columns // 12)]
+        return PitchClassTerms([chord], pitches, repeats)

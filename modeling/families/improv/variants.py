@@ -28,7 +28,9 @@ VARIANTS: dict[str, VariantConfig] = variant_table(
     ),
     (
         "attention_improv",
-        ChordConditioned("triad+key_melody", TriadChords(), KeyMelody(), chord_tones=True),
+        ChordConditioned(
+            "triad+key_melody", TriadChords(), KeyMelody(), chord_tones=True, repeat_tones=True
+        ),
         _TERMS_HPARAMS.override(rnn_layer_sizes=(128, 128, 128), attn_length=40, clip_norm=3.0),
         "Melody-given-chords RNN with triad chords, key-melody features and "
         "attention (needs a set extracted with triad_chords_only).",

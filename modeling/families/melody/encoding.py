@@ -304,6 +304,19 @@ class KeyMelody(_LookbackMelody):
             dim=-1,
         )
 
+    def repeat_pitch_classes(self, events: torch.Tensor) -> torch.Tensor:
+        """(B, T, 12 per lookback distance): row t marks the pitch class that each repeat class
+        would play at step t + 1 (the event d - 1 steps before t), nothing where that event is
+        no pitch. Not one of note-seq's inputs: improv's chord terms read it
+        (:class:`~modeling.families.improv.encoding.ChordConditioned`'s ``repeat_tones``)."""
+        ev = _check_events(events, self.note_range + NUM_SPECIAL)
+        parts = []
+        for d in self.lookback_distances:
+            prev = _shift_right(ev, d - 1, NO_EVENT_INDEX)
+            pc = (prev - NUM_SPECIAL + self.min_note) % 12
+            parts.append(F.one_hot(pc, 12).float() * (prev >= NUM_SPECIAL).unsqueeze(-1))
+        return torch.cat(parts, dim=-1)
+
     def output_terms(self) -> torch.nn.Module:
         """Key terms on the pitch logits from the two key columns, the keys that best fit all
         notes so far and the last 3 distinct pitches (:mod:`modeling.families.pitch_terms`; the

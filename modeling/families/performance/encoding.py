@@ -59,6 +59,7 @@ class ControlledPerformance:
     ``"note_density"`` (B, T) and ``"pitch_histogram"`` (B, T, 12) raw values (notes per second,
     seconds per class); :meth:`inputs` encodes them. Magenta's ``optional_conditioning`` flag
     (its ``optional_multiconditioned_*`` config only) is not implemented.
+
     """
 
     name: str
@@ -116,6 +117,19 @@ class ControlledPerformance:
         if self.histogram:
             h = cond["pitch_histogram"][:, start : start + length]
             out[..., col : col + 12] = normalise_histogram(h.double()).to(out.dtype)
+
+    def output_terms(self) -> torch.nn.Module:
+        """The terms of these control columns (:class:`~.terms.ControlTerms`; the
+        ``output_terms`` hparam)."""
+        from modeling.families.performance.terms import ControlTerms
+
+        bins = len(self.density_bin_ranges) + 1
+        return ControlTerms(
+            self.num_classes,
+            bin_cols=(0, bins) if self.density else None,
+            histogram_col=bins * self.density if self.histogram else None,
+            note_on=NOTE_ON,
+        )
 
     def control_inputs(
         self, cond: Cond, start: int, length: int, dtype: torch.dtype | None = None
@@ -292,6 +306,9 @@ class HeldNotes(ExtraInputs):
             max_shift=MAX_SHIFT_STEPS,
             steps_per_second=self.steps_per_second,
             max_seconds=self.max_seconds,
+            controls=(
+                self.base.output_terms() if isinstance(self.base, ControlledPerformance) else None
+            ),
         )
 
 
