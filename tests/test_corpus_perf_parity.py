@@ -209,8 +209,11 @@ def test_performance_extraction_and_encoding_match_note_seq(
         perf = performance_from_indices(events.tolist(), bins)
         ref_x, ref_y = reference_encode(perf, bins, density=conditioned, histogram=conditioned)
         assert np.array_equal(y[i, :n].numpy(), ref_y)
-        width, magenta = (20 if conditioned else 0), enc.base.input_size
-        assert np.array_equal(x[i, :n, width:magenta].numpy(), ref_x[:, width:])  # event one-hot
+        width, magenta = (enc.base.control_size if conditioned else 0), enc.base.input_size
+        ref_width = 20 if conditioned else 0  # Magenta's controls; ours follow them
+        assert np.array_equal(
+            x[i, :n, width:magenta].numpy(), ref_x[:, ref_width:]
+        )  # event one-hot
         if i < 3:  # the held-note columns after them (slow by hand: three examples)
             held = x[i, :n, magenta:].double().numpy()
             held[:, 128:] *= enc.steps_per_second

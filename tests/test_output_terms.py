@@ -226,7 +226,8 @@ def _multi_inputs(model: EventRNN, density: float = 3.0) -> torch.Tensor:
 
 
 def test_control_terms_by_hand() -> None:
-    """Multiconditioned: the density bin's row adds to every class; each NOTE_ON(p) gets
+    """Multiconditioned: the density bin's row, and the density value times its per-class
+    weights, add to every class; each NOTE_ON(p) gets
     ``sum_j share_j * weight[(p - j) mod 12]`` of the requested pitch-class shares; other
     classes get no histogram term; stepping still equals forward."""
     model = _model(MULTI).eval()
@@ -236,14 +237,15 @@ def test_control_terms_by_hand() -> None:
     x[0, 0, 3] = 1.0  # density bin 3: [4, 8) notes per second
     shares = torch.tensor([2, 0, 1, 0, 1, 1, 0, 2, 0, 1, 0, 1]) / 9
     x[0, 0, 8:20] = shares
+    x[0, 0, 20] = 2.5  # log2(1 + density): the value column after Magenta's controls
     with torch.no_grad():
         delta = controls(x, torch.zeros(1, 1, model.encoding.num_classes))[0, 0]
-        rest = delta - controls.bin_terms[3]
+        rest = delta - controls.bin_terms[3] - 2.5 * controls.value_terms
         weight = controls.histogram.weight[0].detach()
     for p in (0, 7, 61, 127):
         want = sum(float(shares[j] * weight[(p - j) % 12]) for j in range(12))
         assert float(rest[NOTE_ON + p]) == pytest.approx(want, abs=1e-5)
-    assert torch.count_nonzero(rest[NOTE_OFF:]) == 0  # the histogram moves only NOTE_ONs
+    assert float(rest[NOTE_OFF:].abs().max()) < 1e-5  # the histogram moves only NOTE_ONs
     assert_step_matches_forward(model, _multi_inputs(model))
 
 

@@ -3,7 +3,9 @@ note-seq's encoders and control signals, element-wise, on hand-made fixtures and
 
 from __future__ import annotations
 
+import copy
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -180,7 +182,13 @@ def assert_encoding_parity(variant: str, sequences: list[np.ndarray]) -> int:
         ref_held = np.asarray(reference_held(s[:n], enc.window))
         ref_held[:, 128:] = np.minimum(ref_held[:, 128:], cap)
         assert np.array_equal(held[i, :n].round().numpy(), ref_held)
-        width = magenta.input_size
+        value = int(getattr(magenta, "density_value", False))  # ours, after Magenta's controls
+        if value:
+            col = magenta.control_size - 1
+            want = np.log2(1 + cond["note_density"][i, 1 : n + 1].numpy())
+            np.testing.assert_allclose(got[:, col], want, rtol=1e-6)
+            got = np.delete(got, col, axis=1)
+        width = magenta.input_size - value
         assert ref_x.shape == (n, width)
         one_hot_from = width - num_classes(bins)
         assert np.array_equal(got[:, one_hot_from:], ref_x[:, one_hot_from:])  # events exact
@@ -248,8 +256,17 @@ def test_inputs_need_conditioning_one_longer_than_events() -> None:
 
 
 def test_variants_match_magenta() -> None:
+    ours = {n: int(getattr(v.encoding.base, "density_value", False)) for n, v in Q.VARIANTS.items()}
+    assert [n for n, value in ours.items() if value] == [
+        "density_conditioned_performance_with_dynamics",
+        "multiconditioned_performance_with_dynamics",
+    ]  # their density as a number, one column after Magenta's controls
     sizes = {
-        name: (v.encoding.base.input_size, v.encoding.num_classes, v.encoding.event_space)
+        name: (
+            v.encoding.base.input_size - ours[name],
+            v.encoding.num_classes,
+            v.encoding.event_space,
+        )
         for name, v in Q.VARIANTS.items()
     }
     assert all(
@@ -295,6 +312,35 @@ def test_extraction_matches_note_seq_pipeline_with_augmentation() -> None:
     assert [x.events.tolist() for x in plain] == [
         x.events.tolist() for x in ours if (x.stretch, x.transposition) == (1.0, 0)
     ]
+
+
+def test_part_subsets_add_thinner_textures_after_the_first_chord() -> None:
+    """``part_subsets`` (training augmentation, not Magenta's): each subset is extracted as its
+    own sequence, its parts' notes after the first chord, which keeps every part; a subset with
+    all the notes, or none of its own, adds nothing; the eval split (augment=False) gets none."""
+    four = seq(
+        [(72 - 7 * v + i % 3, 80, 0.5 * i, 0.5 * i + 0.5) for i in range(40) for v in range(4)]
+    )
+    for k, note in enumerate(four.notes):
+        note.part = k % 4  # soprano 0 .. bass 3, one note each per half second
+    cfg = replace(NO_MIN, transpositions=(0, 2), stretch_factors=(1.0,))
+    subsets = ((0,), (0, 3), (0, 1, 2, 3), (7,))
+    ours = extracted(four, replace(cfg, part_subsets=subsets), augment=True)
+
+    def only(parts: tuple[int, ...]) -> list[list[int]]:
+        sub = copy.deepcopy(four)
+        del sub.notes[:]
+        sub.notes.extend(n for n in four.notes if n.part in parts or n.start_time == 0.0)
+        return [x.events.tolist() for x in extracted(sub, cfg, augment=True)]
+
+    whole = [x.events.tolist() for x in extracted(four, cfg, augment=True)]
+    assert [x.events.tolist() for x in ours] == whole + only((0,)) + only((0, 3))
+    soprano = only((0,))[0]
+    assert sum(e < NOTE_OFF for e in soprano) == 4 + 39  # the first chord, then one voice
+    plain = extracted(four, replace(cfg, part_subsets=subsets), augment=False)
+    assert [x.events.tolist() for x in plain] == [x.events.tolist() for x in extracted(four, cfg)]
+    with pytest.raises(ValueError, match="at least one part"):
+        PerformanceExtractConfig(part_subsets=((0,), ()))
 
 
 def test_drums_keep_their_pitch_when_transposing() -> None:
@@ -435,7 +481,7 @@ def test_control_from_request_follows_magentas_schedule() -> None:
         [float(v) for v in h] for h in magenta_controls(events, hists, total)
     ]
     x = enc.inputs(torch.as_tensor(events)[None], cond)
-    assert x.shape == (1, 200, 408 + 256)  # controls, event one-hot, held notes
+    assert x.shape == (1, 200, 409 + 256)  # controls, event one-hot, held notes
     # the input row t carries the control of position t + 1, encoded like note-seq does
     t = 150
     expect_bin = DENSITY.encoder.events_to_input([cond["note_density"][0, t + 1].item()], 0)
@@ -444,6 +490,9 @@ def test_control_from_request_follows_magentas_schedule() -> None:
     np.testing.assert_allclose(
         x[0, t, 8:20].numpy(), HISTOGRAM.encoder.events_to_input([hist], 0), atol=1e-7
     )
+    # then (not Magenta's) the density itself: log2(1 + notes per second), inside the bin
+    value = np.log2(1 + cond["note_density"][0, t + 1].item())
+    assert x[0, t, 20].item() == pytest.approx(value, rel=1e-6)
 
 
 def test_control_from_request_defaults_and_errors() -> None:

@@ -172,7 +172,8 @@ def _density_coverage(
     return [
         f"- `{example_set}`: the share of the eval music's 3-s windows (from each onset) whose density lies "
         f"within 20 % of each density request: {'; '.join(parts)}. A request the data rarely "
-        "play is one a density-conditioned model has had almost no example of."
+        "play is one a density-conditioned model has had almost no example of, unless the "
+        "set's training split adds such music (performance `part_subsets`)."
     ]
 
 

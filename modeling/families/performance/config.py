@@ -61,6 +61,16 @@ class PerformanceExtractConfig:
     min_events: int = 32  # shorter performances are discarded
     max_events: int = 512  # longer performances are truncated
     instrument_names: tuple[str, ...] = ()  # keep only tracks with these names; () = all
+    # Not Magenta's. When augment=True, each listed set of parts (NoteSequence ``part``, e.g.
+    # a chorale's soprano 0 and bass 3) also becomes its own performance: the same music in a
+    # sparser texture, for the density control to learn from (see :func:`.extract.extract`).
+    part_subsets: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        subsets = tuple(tuple(int(p) for p in s) for s in self.part_subsets)
+        if any(not s for s in subsets):
+            raise ValueError("part_subsets: each subset needs at least one part")
+        object.__setattr__(self, "part_subsets", subsets)
 
 
 INFO_COUNTERS: frozenset[str] = frozenset({"performances_truncated"})

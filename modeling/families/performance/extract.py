@@ -47,7 +47,8 @@ def extract(
     augment: bool,
     fast: bool = True,
 ) -> Iterator[Extracted | Dropped]:
-    """Performances of one NoteSequence: per stretch, 30 s chunk and transposition.
+    """Performances of one NoteSequence: per stretch, 30 s chunk and transposition, then the
+    same for each of ``cfg.part_subsets`` (augment only) that has notes and leaves some out.
 
     Counters use Magenta's statistic names; too-short / program discards are counted once per
     chunk (Magenta counts once per transposed copy). ``performances_truncated`` counts examples
@@ -59,6 +60,29 @@ def extract(
     """
     if cfg.num_velocity_bins < 0 or cfg.num_velocity_bins > 127:
         raise ValueError(f"num_velocity_bins must be 0..127, got {cfg.num_velocity_bins}")
+    yield from _extract_whole(ns, cfg, augment=augment, fast=fast)
+    for parts in cfg.part_subsets if augment else ():
+        subset = _parts(ns, parts)
+        if any(n.part in parts for n in ns.notes) and len(subset.notes) < len(ns.notes):
+            yield from _extract_whole(subset, cfg, augment=augment, fast=fast)
+
+
+def _parts(ns: music_pb2.NoteSequence, parts: Sequence[int]) -> music_pb2.NoteSequence:
+    """``ns`` with only the notes of ``parts`` after its first chord, which keeps every part
+    (everything else, tempos and pedals, kept): music that thins out after a full chord, as a
+    sparse request primed with a chord asks for."""
+    first = min((n.start_time for n in ns.notes), default=0.0)
+    out = music_pb2.NoteSequence()
+    out.CopyFrom(ns)
+    del out.notes[:]
+    out.notes.extend(n for n in ns.notes if n.part in parts or n.start_time == first)
+    return out
+
+
+def _extract_whole(
+    ns: music_pb2.NoteSequence, cfg: PerformanceExtractConfig, *, augment: bool, fast: bool
+) -> Iterator[Extracted | Dropped]:
+    """:func:`extract` of one (sub)sequence."""
     stretches = cfg.stretch_factors if augment else (1.0,)
     amounts = cfg.transpositions if augment else (0,)
     notes = _Notes.of(ns, cfg) if fast else None

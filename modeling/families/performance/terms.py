@@ -114,6 +114,8 @@ class ControlTerms(nn.Module):
     the logits directly:
 
     * ``bin_cols``: the density one-hot's columns select a learned row of class terms;
+    * ``value_col``: the density as a number (``density_value``) scales a learned term per
+      class, so requests inside one bin still differ;
     * ``histogram_col``: the 12 requested pitch-class shares feed a
       :class:`~modeling.families.pitch_terms.PitchClassTerms` on the NOTE_ON classes, so
       "favour C and G" is a single weight per interval, in every octave.
@@ -127,15 +129,18 @@ class ControlTerms(nn.Module):
         self,
         num_classes: int,
         bin_cols: tuple[int, int] | None,
+        value_col: int | None,
         histogram_col: int | None,
         note_on: int,
     ) -> None:
         super().__init__()
         from modeling.families.pitch_terms import PitchClassTerms
 
-        self.bin_cols = bin_cols
+        self.bin_cols, self.value_col = bin_cols, value_col
         if bin_cols is not None:
             self.bin_terms = nn.Parameter(torch.zeros(bin_cols[1] - bin_cols[0], num_classes))
+        if value_col is not None:
+            self.value_terms = nn.Parameter(torch.zeros(num_classes))
         self.histogram = None
         if histogram_col is not None:
             pitch = torch.full((num_classes,), -1)
@@ -147,4 +152,7 @@ class ControlTerms(nn.Module):
         if self.bin_cols is not None:
             lo, hi = self.bin_cols
             logits = logits + (x[..., lo:hi] @ self.bin_terms).to(logits.dtype)
+        if self.value_col is not None:
+            value = x[..., self.value_col : self.value_col + 1]
+            logits = logits + (value * self.value_terms).to(logits.dtype)
         return logits if self.histogram is None else self.histogram(x, logits)

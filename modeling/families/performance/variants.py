@@ -19,10 +19,12 @@ PERFORMANCE = HeldNotes(OneHot("performance", event_space_name(0), num_classes(0
 PERFORMANCE_WITH_DYNAMICS = HeldNotes(
     OneHot("performance_with_dynamics", event_space_name(32), num_classes(32))
 )
-DENSITY_CONDITIONED = HeldNotes(ControlledPerformance("density_conditioned", density=True))
+DENSITY_CONDITIONED = HeldNotes(
+    ControlledPerformance("density_conditioned", density=True, density_value=True)
+)
 PITCH_CONDITIONED = HeldNotes(ControlledPerformance("pitch_conditioned", histogram=True))
 MULTICONDITIONED = HeldNotes(
-    ControlledPerformance("multiconditioned", density=True, histogram=True)
+    ControlledPerformance("multiconditioned", density=True, histogram=True, density_value=True)
 )
 
 VARIANTS: dict[str, VariantConfig] = variant_table(
