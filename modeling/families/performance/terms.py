@@ -120,9 +120,9 @@ class ControlTerms(nn.Module):
       :class:`~modeling.families.pitch_terms.PitchClassTerms` on the NOTE_ON classes, so
       "favour C and G" is a single weight per interval, in every octave.
 
-    They do not make a 2 notes/s request play 2 notes a second: the chorales hold almost no
-    music that sparse (the report's "What the data limits"). Each part is optional (None: the
-    encoding has no such columns); all start at zero.
+    Alone they do not make a 2 notes/s request play 2 notes a second: the chorales hold almost
+    no music that sparse, which the ``part_subsets`` example set adds. Each part is optional
+    (None: the encoding has no such columns); all start at zero.
     """
 
     def __init__(
