@@ -37,6 +37,15 @@ SortKey = str | Sequence[str] | Callable[[dict[str, Any]], Any]
 DEFAULT_RUNNER_ARGS = ("--direct_num_workers=2", "--direct_running_mode=multi_threading")
 RUNNER_FLAGS = ("--runner", "--direct_running_mode", "--direct_num_workers")
 
+# Beam's gRPC data plane (the runner's side, and the SDK workers of multi_threading) also flushes
+# every output stream from a timer thread each ``DATA_BUFFER_TIME_LIMIT_MS`` (1 s; that mode offers
+# no option for it). The timer's flush copies the buffer and then clears it without stopping the
+# thread that writes to it, so an element written in between is dropped without a trace (Beam 2.77,
+# ``data_plane.TimeBasedBufferingClosableOutputStream``). CI lost one OpenEWLD file that way
+# (matched 502, parsed 501) and an earlier run one ASAP row. A batch run needs no timed flush: the
+# buffers still go out when they pass the size threshold and when the stream closes.
+NO_TIMED_FLUSH_MS = 7 * 24 * 3600 * 1000
+
 
 def pipeline_options(
     beam_args: Sequence[str], beam_params: Mapping[str, Any] | None = None
@@ -48,8 +57,10 @@ def pipeline_options(
     ``extra_args``), then :data:`DEFAULT_RUNNER_ARGS` when neither names a runner setting.
     A worker count from params is dropped when the run ends up ``in_memory`` (the examples
     stage's override of the shared ``beam`` section): that mode has one worker, and Beam would
-    warn on every run that the count has no effect.
+    warn on every run that the count has no effect. Every pipeline built on these options runs
+    without Beam's timed data flush, which loses elements (:func:`disable_timed_flush`).
     """
+    disable_timed_flush()
     cli = list(beam_args)
     from_params: list[str] = []
     for key, value in (beam_params or {}).items():
@@ -66,6 +77,17 @@ def pipeline_options(
     if not any(arg.startswith("--default_sdk_harness_log_level") for arg in chosen):
         chosen.append("--default_sdk_harness_log_level=WARNING")
     return PipelineOptions(chosen)
+
+
+def disable_timed_flush() -> None:
+    """Stop Beam's racy timed flush of gRPC data streams (see :data:`NO_TIMED_FLUSH_MS`).
+
+    The runner reads the limit each time it starts a gRPC server or an embedded worker, so
+    setting it before a run covers that run; workers of multi_processing already default to none.
+    """
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = NO_TIMED_FLUSH_MS
 
 
 def _flag(arg: str) -> str:
